@@ -1,0 +1,192 @@
+"""The active-learning experiment loop.
+
+    pool ─► fit the task model ─► evaluate on the test split
+         ─► query `budget` unlabeled indices ─► the oracle labels them
+         ─► pool' (checkpointed, logged) ─► next round
+
+The loop reads top to bottom; everything heavy is a compiled step
+(`jal.training`, the strategies' scoring functions). It owns the pool (NumPy
+index arrays) and nothing else that carries across rounds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from jal import checkpoint, data, oracle, pool as pool_lib, results, rng, sharding, strategies
+from jal import training, workdir as workdir_lib
+from jal.errors import JalError
+from jal.models import MultiHeadNet, get_backbone
+from jal.strategies.base import RoundContext, TaskModel
+
+
+# ---------------------------------------------------------------- set-up ----
+
+
+def load_dataset(config: ml_collections.ConfigDict) -> data.Dataset:
+  """The config's dataset, shrunk to ``max_train`` / ``max_test`` if set."""
+  cfg = config.dataset
+  dataset = data.load(cfg.name, image_size=cfg.get('image_size'), path=cfg.get('path'),
+                      split_seed=cfg.get('split_seed', 0))
+  if cfg.get('max_train') or cfg.get('max_test'):
+    dataset = data.subsample(dataset, cfg.get('max_train'), cfg.get('max_test'),
+                             seed=cfg.get('split_seed', 0))
+  return dataset
+
+
+def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset) -> tuple[int, int]:
+  """Validates the sizes of the protocol; returns ``(initial_size, budget)``.
+
+  Raises:
+    JalError: naming the offending key and how to fix it.
+  """
+  n = dataset.num_train
+  initial = pool_lib.resolve_count(config.initial_pool.size, n, 'config.initial_pool.size')
+  budget = pool_lib.resolve_count(config.budget, n, 'config.budget')
+  if config.num_rounds < 1:
+    raise JalError(f'config.num_rounds={config.num_rounds} must be at least 1')
+  if config.num_rounds > 1 and budget > n - initial:
+    raise JalError(f'config.budget={budget} is larger than the {n - initial} unlabeled examples '
+                   'left after the initial pool; lower config.budget or config.initial_pool.size')
+  bad = [c for c in config.initial_pool.exclude_classes if not 0 <= c < dataset.num_classes]
+  if bad:
+    raise JalError(f'config.initial_pool.exclude_classes has {bad}, not classes of '
+                   f'{dataset.name} (0..{dataset.num_classes - 1})')
+  for key in ('epochs', 'batch_size'):
+    if config.train[key] < 1:
+      raise JalError(f'config.train.{key}={config.train[key]} must be at least 1')
+  return initial, budget
+
+
+def initial_state(config, dataset: data.Dataset, initial_size: int) -> checkpoint.RunState:
+  """Round 0's pool: random (seeded by ``config.seed`` alone, so every strategy
+  of a trial starts from the same pool), labeled by the oracle."""
+  indices = pool_lib.initial_indices(dataset.train_labels, initial_size,
+                                     rng.numpy_rng(config.seed, 'initial_pool'),
+                                     config.initial_pool.exclude_classes)
+  labels = oracle.noisy_labels(dataset.train_labels[indices], config.oracle.noise_rate,
+                               dataset.num_classes, rng.numpy_rng(config.seed, 'oracle', 0))
+  empty = pool_lib.Pool(dataset.num_train, np.zeros(0, np.int64), np.zeros(0, np.int32))
+  return checkpoint.RunState(next_round=0, pool=empty.add(indices, labels), records=[])
+
+
+def evaluate(task: TaskModel, test_images: jax.Array, test_labels: np.ndarray) -> dict:
+  """Test accuracy and negative log-likelihood (nats) of the task model."""
+  log_p = task.predict(test_images, np.arange(test_labels.size), _log_probabilities)
+  return {'test_accuracy': float(np.mean(log_p.argmax(-1) == test_labels)),
+          'test_nll': float(-np.mean(log_p[np.arange(test_labels.size), test_labels]))}
+
+
+def _log_probabilities(outputs):
+  return jax.nn.log_softmax(outputs['classifier'].astype(jnp.float32), axis=-1)
+
+
+# ------------------------------------------------------------------ loop ----
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False) -> list[dict]:
+  """Runs (or resumes) the experiment of ``config`` in ``workdir``.
+
+  Args:
+    config: an experiment config (see ``configs/``).
+    workdir: where the config, checkpoints, ``results.jsonl`` and
+      ``accuracy.png`` go.
+    overwrite: delete a run already in ``workdir`` instead of resuming it.
+
+  Returns:
+    One record per finished round (what ``results.jsonl`` holds).
+
+  Raises:
+    JalError: for bad config, data or work directory, before anything is
+      written (a bad work directory) or without losing finished rounds.
+  """
+  strategy_cls = strategies.get(config.strategy.name)
+  dataset = load_dataset(config)
+  initial_size, budget = check_config(config, dataset)
+  workdir_lib.prepare(workdir, config, overwrite)
+  results_path = os.path.join(workdir, 'results.jsonl')
+  plot_path = os.path.join(workdir, 'accuracy.png')
+
+  mesh = sharding.make_mesh()
+  on_device = sharding.replicated(mesh)
+  train_images = jax.device_put(dataset.train_images, on_device)
+  test_images = jax.device_put(dataset.test_images, on_device)
+
+  strategy = strategy_cls(config, dataset, mesh)
+  task_model = MultiHeadNet(get_backbone(config.model.name, width=config.model.get('width')),
+                            strategy.task_heads(dataset.num_classes))
+  task_trainer = training.Trainer(task_model, config.train, strategy.task_loss, dataset.mean,
+                                  dataset.std, dataset.flip, mesh, dataset.image_shape)
+
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+  state = ckpt.latest() or initial_state(config, dataset, initial_size)
+  if state.next_round:
+    logging.info('resuming %s after round %d', workdir, state.next_round - 1)
+  results.write_jsonl(state.records, results_path)
+
+  for round_ in range(state.next_round, config.num_rounds):
+    pool = state.pool
+    pool.check()
+    labels = jax.device_put(pool.label_array(), on_device)
+
+    # Fit the task model, from scratch each round.
+    start = time.perf_counter()
+    train_state = task_trainer.init(rng.key(config.seed, 'task_init', round_))
+    train_state, train_metrics = strategy.fit_task_model(
+        task_trainer, train_state, train_images, labels, pool, epochs=config.train.epochs,
+        rng=rng.numpy_rng(config.seed, 'task_data', round_),
+        key=rng.key(config.seed, 'task_augment', round_),
+        description=f'round {round_} task model ({pool.num_labeled} labeled)')
+    task = TaskModel(task_trainer, train_state.variables, config.eval_batch_size)
+    train_seconds = time.perf_counter() - start
+
+    # Evaluate.
+    metrics = evaluate(task, test_images, dataset.test_labels)
+
+    # Query, and have the oracle label the query.
+    query = np.zeros(0, np.int64)
+    query_seconds = 0.0
+    if round_ + 1 < config.num_rounds and pool.num_labeled < pool.num_train:
+      start = time.perf_counter()
+      ctx = RoundContext(config, dataset, round_, pool, train_images, labels, pool.unlabeled,
+                         task, mesh)
+      query = np.asarray(strategy.query(ctx, budget), np.int64)
+      query_seconds = time.perf_counter() - start
+      pool_lib.check_query(pool, query, budget)
+      answers = oracle.noisy_labels(dataset.train_labels[query], config.oracle.noise_rate,
+                                    dataset.num_classes,
+                                    rng.numpy_rng(config.seed, 'oracle', round_ + 1))
+      pool = pool.add(query, answers)
+
+    record = {
+        'round': round_,
+        'num_labeled': state.pool.num_labeled,
+        **metrics,
+        'train_loss': train_metrics.get('loss'),
+        'train_seconds': round(train_seconds, 3),
+        'query_seconds': round(query_seconds, 3),
+        'query_size': int(query.size),
+        'query_class_counts': np.bincount(dataset.train_labels[query],
+                                          minlength=dataset.num_classes).tolist(),
+        'labeled_class_counts': np.bincount(dataset.train_labels[state.pool.labeled],
+                                            minlength=dataset.num_classes).tolist(),
+        'strategy': config.strategy.name,
+        'dataset': dataset.name,
+        'seed': config.seed,
+    }
+    logging.info('round %d: %d labeled, test accuracy %.4f, train %.1fs, query %.1fs', round_,
+                 record['num_labeled'], record['test_accuracy'], train_seconds, query_seconds)
+    state = checkpoint.RunState(round_ + 1, pool, state.records + [record])
+    ckpt.save(state)  # first the checkpoint, then what is rendered from it
+    results.write_jsonl(state.records, results_path)
+    results.plot_accuracy(state.records, plot_path,
+                          f'{dataset.name}: {config.strategy.name}, seed {config.seed}')
+  ckpt.close()
+  return state.records

@@ -1,0 +1,59 @@
+"""Mapping a compiled function over an index array in fixed-size batches.
+
+Every pass over the pool or the test split (evaluation, scoring, feature
+extraction) goes through `map_batches`: the indices are cut into batches of one
+fixed size (the last padded), so each function is compiled once whatever the
+pool size, and results stay on the device until one transfer at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def padded_batches(indices: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, int]]:
+  """Yields ``(batch, num_valid)``; the last batch is padded with index 0.
+
+  Args:
+    indices: int with shape ``[n]``.
+    batch_size: the fixed batch size.
+
+  Yields:
+    int32 arrays of shape ``[batch_size]`` and how many leading entries are real.
+  """
+  indices = np.asarray(indices, np.int32)
+  for start in range(0, indices.shape[0], batch_size):
+    batch = indices[start:start + batch_size]
+    valid = batch.shape[0]
+    if valid < batch_size:
+      batch = np.concatenate([batch, np.zeros(batch_size - valid, np.int32)])
+    yield batch, valid
+
+
+def map_batches(fn: Callable[..., Any], args: tuple, indices: np.ndarray, batch_size: int,
+                sharding: jax.sharding.Sharding) -> Any:
+  """Applies ``fn(*args, batch_indices)`` over ``indices`` and concatenates.
+
+  Args:
+    fn: a jitted function of ``(*args, idx)`` with ``idx`` int32 ``[batch_size]``
+      returning a pytree of arrays with leading axis ``batch_size``.
+    args: the leading arguments (variables, device images, ...).
+    indices: int with shape ``[n]``.
+    batch_size: fixed batch size (a multiple of the number of devices).
+    sharding: how a batch of indices is placed (split over the ``'data'`` axis).
+
+  Returns:
+    The pytree of NumPy arrays with leading axis ``n``.
+  """
+  outputs = []
+  for batch, valid in padded_batches(indices, batch_size):
+    out = fn(*args, jax.device_put(batch, sharding))
+    outputs.append(jax.tree.map(lambda x, v=valid: x[:v], out) if valid < batch_size else out)
+  if not outputs:
+    raise ValueError('map_batches over an empty index array')
+  stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
+  return jax.device_get(stacked)

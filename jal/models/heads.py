@@ -1,0 +1,116 @@
+"""Heads on top of a backbone's features, and the network that combines them."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from flax.core import FrozenDict
+
+from jal.errors import JalError
+from jal.models.features import Features
+
+
+class ClassifierHead(nn.Module):
+  """A linear classifier on the pooled features (the backbone's last FC layer).
+
+  Attributes:
+    num_classes: number of classes.
+  """
+
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, features: Features, train: bool = False) -> jax.Array:
+    """Computes class logits.
+
+    Args:
+      features: the backbone's output; reads ``features.pooled`` ``[B, D]``.
+      train: unused (every head takes it).
+
+    Returns:
+      float32 logits with shape ``[B, num_classes]``.
+    """
+    del train
+    return nn.Dense(
+        self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32,
+        name='fc')(features.pooled.astype(jnp.float32))
+
+
+class RotationHead(nn.Module):
+  """The rotation pretext head of PAL (Bhatnagar et al. 2020).
+
+  A linear layer on the pooled features that predicts by how much the input
+  was rotated: class ``k`` means ``k * 90`` degrees, for ``k`` in 0..3.
+  """
+
+  @nn.compact
+  def __call__(self, features: Features, train: bool = False) -> jax.Array:
+    """Computes rotation logits.
+
+    Args:
+      features: the backbone's output; reads ``features.pooled`` ``[B, D]``.
+      train: unused (every head takes it).
+
+    Returns:
+      float32 logits with shape ``[B, 4]`` over 0/90/180/270 degrees.
+    """
+    del train
+    return nn.Dense(
+        4, dtype=jnp.float32, param_dtype=jnp.float32,
+        name='fc')(features.pooled.astype(jnp.float32))
+
+
+class MultiHeadNet(nn.Module):
+  """A backbone with any number of named heads on its features.
+
+  Every head is a module called as ``head(features, train=train)`` with the
+  backbone's `Features`; methods add heads (loss prediction, projection,
+  cosine classifier, ...) without new backbones.
+
+  Parameter names: the backbone's parameters are under ``'backbone'`` and the
+  head named ``name`` is under ``f'heads_{name}'`` (flax names the modules in a
+  dict attribute ``<attribute>_<key>``), e.g. for heads ``{'classifier': ...,
+  'rotation': ...}``: ``params`` has the keys ``'backbone'``,
+  ``'heads_classifier'`` and ``'heads_rotation'``; ``batch_stats`` has
+  ``'backbone'`` (and any head with BN under its own key).
+
+  ``heads`` is stored as a `FrozenDict` (a plain dict would make the module
+  unhashable, so it could not be a static argument of ``jax.jit``); the names
+  and the output are the same.
+
+  Attributes:
+    backbone: a module ``backbone(x, train) -> Features``, e.g. `ResNet18`.
+    heads: the heads by name; a name may not be ``'features'`` (raises
+      `JalError` when the module is constructed).
+  """
+
+  backbone: nn.Module
+  heads: Mapping[str, nn.Module]
+
+  def __post_init__(self) -> None:
+    if 'features' in self.heads:
+      raise JalError("MultiHeadNet: a head may not be named 'features' (that key holds the pooled features)")
+    if not isinstance(self.heads, FrozenDict):
+      object.__setattr__(self, 'heads', FrozenDict(self.heads))
+    super().__post_init__()
+
+  def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
+    """Runs the backbone and every head.
+
+    Args:
+      x: float array with shape ``[B, H, W, C]``, already normalised.
+      train: passed to the backbone and to every head; in train mode apply
+        with ``mutable=['batch_stats']``.
+
+    Returns:
+      One entry per head name with that head's output, plus ``'features'``:
+      the float32 pooled features ``[B, D]``.
+    """
+    features = self.backbone(x, train)
+    outputs = {name: head(features, train=train) for name, head in self.heads.items()}
+    outputs['features'] = features.pooled
+    return outputs

@@ -1,0 +1,145 @@
+"""ResNet-18 for small images (the CIFAR variant).
+
+He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", CVPR 2016,
+in the form used by the common CIFAR PyTorch code (kuangliu/pytorch-cifar): a
+3x3 stride-1 stem with no max-pool, four stages of two BasicBlocks, and global
+average pooling. Batch normalisation: Ioffe & Szegedy, ICML 2015.
+
+Initialisation: flax defaults (LeCun-normal conv kernels, zero biases, BN scale
+1 and bias 0). kuangliu's code does not use Kaiming-normal either (it keeps
+PyTorch's default init), and every conv here is followed by batch norm, which
+normalises away the scale of the conv's initial weights, so a fan-in scaled
+normal init is as good as Kaiming's for training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jal.models.features import Features
+
+# PyTorch's BatchNorm2d defaults (momentum 0.1 on the new value, eps 1e-5) in
+# flax's convention (momentum on the running value).
+_BN_MOMENTUM = 0.9
+_BN_EPSILON = 1e-5
+# PyTorch's padding=1 for a 3x3 conv; flax's 'SAME' would pad (0, 1) at stride 2,
+# which samples different pixels than the reference.
+PAD1 = ((1, 1), (1, 1))
+
+
+def batch_norm(train: bool, dtype: Any, name: str | None = None) -> nn.BatchNorm:
+  """BatchNorm with PyTorch's defaults (Ioffe & Szegedy 2015), shared by all backbones.
+
+  Args:
+    train: normalise with the batch statistics and update the running averages
+      (True) or normalise with the running averages (False).
+    dtype: compute dtype; scale, bias and the running averages stay float32.
+    name: the submodule's name.
+
+  Returns:
+    An unbound `nn.BatchNorm` to call on ``[B, H, W, C]`` arrays.
+  """
+  return nn.BatchNorm(
+      use_running_average=not train,
+      momentum=_BN_MOMENTUM,
+      epsilon=_BN_EPSILON,
+      dtype=dtype,
+      param_dtype=jnp.float32,
+      name=name,
+  )
+
+
+class BasicBlock(nn.Module):
+  """Two 3x3 convs with BN and a residual connection (ResNet-18/34 block).
+
+  The shortcut is the identity when the shape is unchanged, else a projection
+  (1x1 conv with ``strides`` and no bias, then BN), as in the reference code.
+
+  Attributes:
+    features: output channels.
+    strides: stride of the first conv and of the projection (1 or 2).
+    dtype: compute dtype; parameters stay float32.
+  """
+
+  features: int
+  strides: int = 1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: array with shape ``[B, H, W, C_in]``.
+      train: batch statistics (True) or running averages (False) in BN.
+
+    Returns:
+      Array with shape ``[B, ceil(H / strides), ceil(W / strides), features]``
+      and dtype ``self.dtype``.
+    """
+    conv = lambda f, k, s, pad, name: nn.Conv(
+        f, (k, k), strides=(s, s), padding=pad, use_bias=False,
+        dtype=self.dtype, param_dtype=jnp.float32, name=name)
+    y = conv(self.features, 3, self.strides, PAD1, 'conv1')(x)
+    y = nn.relu(batch_norm(train, self.dtype, 'bn1')(y))
+    y = conv(self.features, 3, 1, PAD1, 'conv2')(y)
+    y = batch_norm(train, self.dtype, 'bn2')(y)
+    shortcut = x
+    if self.strides != 1 or x.shape[-1] != self.features:
+      shortcut = conv(self.features, 1, self.strides, 'VALID', 'shortcut_conv')(x)
+      shortcut = batch_norm(train, self.dtype, 'shortcut_bn')(shortcut)
+    return nn.relu(y + shortcut)
+
+
+class ResNet18(nn.Module):
+  """CIFAR ResNet-18 backbone without the classifier (He et al. 2016).
+
+  Stem: 3x3 conv (stride 1, no bias), BN, ReLU, no max-pool. Then four stages
+  of two BasicBlocks with widths ``w, 2w, 4w, 8w`` and strides ``1, 2, 2, 2``,
+  then global average pooling. With ``width=64`` and a 10-class linear
+  classifier on top, the parameter count equals kuangliu/pytorch-cifar's
+  ResNet18 (11,173,962).
+
+  Attributes:
+    width: channels of the first stage (64 in the paper's CIFAR variant).
+    dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32 and
+      ``pooled`` is returned in float32.
+  """
+
+  width: int = 64
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> Features:
+    """Computes the features of a batch of images.
+
+    Args:
+      x: float array with shape ``[B, H, W, C]``, already normalised.
+      train: use batch statistics and update the running averages in BN
+        (apply with ``mutable=['batch_stats']``) when True.
+
+    Returns:
+      `Features` with ``pooled`` float32 ``[B, 8 * width]`` and ``blocks`` the
+      four stage outputs, ``[B, H, W, w]``, ``[B, H/2, W/2, 2w]``,
+      ``[B, H/4, W/4, 4w]`` and ``[B, H/8, W/8, 8w]`` (sizes rounded up), in
+      ``dtype``.
+    """
+    x = nn.Conv(
+        self.width, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
+        param_dtype=jnp.float32, name='stem_conv')(x)
+    x = nn.relu(batch_norm(train, self.dtype, 'stem_bn')(x))
+    blocks = []
+    for stage, (multiplier, strides) in enumerate(((1, 1), (2, 2), (4, 2), (8, 2))):
+      for index in range(2):
+        x = BasicBlock(
+            self.width * multiplier,
+            strides=strides if index == 0 else 1,
+            dtype=self.dtype,
+            name=f'stage{stage + 1}_block{index + 1}')(x, train)
+      blocks.append(x)
+    pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+    return Features(pooled=pooled, blocks=tuple(blocks))

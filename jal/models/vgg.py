@@ -1,0 +1,93 @@
+"""VGG-16 with batch norm for small images (the CIFAR variant).
+
+Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+Recognition", ICLR 2015, with batch normalisation (Ioffe & Szegedy, ICML 2015)
+after every conv, in the form used by the common CIFAR PyTorch code
+(kuangliu/pytorch-cifar): five conv groups, each followed by a 2x2 max-pool,
+and a single linear classifier on the 512 features (not part of this module).
+
+Initialisation: flax defaults (LeCun-normal conv kernels, zero biases); every
+conv is followed by batch norm, which normalises away the scale of its initial
+weights (kuangliu's code also keeps the framework's default init).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jal.models.features import Features
+from jal.models.resnet import PAD1, batch_norm
+
+# Channels of each conv of each group, as multiples of `width` (64 in VGG-16:
+# 64,64,M,128,128,M,256,256,256,M,512,512,512,M,512,512,512,M).
+_GROUPS = ((1, 1), (2, 2), (4, 4, 4), (8, 8, 8), (8, 8, 8))
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """2x2 max-pool with stride 2 that leaves an axis of size 1 alone.
+
+  Like PyTorch's ``MaxPool2d(2, 2)`` (odd sizes round down), except that an
+  axis that is already 1 pixel long is not pooled, so that small inputs (8x8
+  digits, 28x28 MNIST) get through all of VGG's pools.
+
+  Args:
+    x: array with shape ``[B, H, W, C]``.
+
+  Returns:
+    Array with shape ``[B, H // 2 or 1, W // 2 or 1, C]``, same dtype.
+  """
+  window = tuple(2 if size >= 2 else 1 for size in x.shape[1:3])
+  if window == (1, 1):
+    return x
+  return nn.max_pool(x, window, strides=window, padding='VALID')
+
+
+class VGG16(nn.Module):
+  """CIFAR VGG-16 with batch norm, without the classifier.
+
+  Thirteen 3x3 convs (with bias, padding 1), each followed by BN and ReLU, in
+  five groups of ``w, w | 2w, 2w | 4w x3 | 8w x3 | 8w x3`` channels, each group
+  followed by a 2x2 max-pool (skipped along axes already of size 1), then
+  global average pooling. On 32x32 inputs the last map is 1x1, so the pooling
+  equals kuangliu's flatten; with ``width=64`` and a 10-class linear classifier
+  on top the parameter count equals kuangliu's VGG16 (14,728,266).
+
+  Attributes:
+    width: channels of the first group (64 in VGG-16).
+    dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32 and
+      ``pooled`` is returned in float32.
+  """
+
+  width: int = 64
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> Features:
+    """Computes the features of a batch of images.
+
+    Args:
+      x: float array with shape ``[B, H, W, C]``, already normalised.
+      train: use batch statistics and update the running averages in BN
+        (apply with ``mutable=['batch_stats']``) when True.
+
+    Returns:
+      `Features` with ``pooled`` float32 ``[B, 8 * width]`` and ``blocks`` the
+      output of each of the five groups after its max-pool (32x32 input:
+      16x16, 8x8, 4x4, 2x2, 1x1), in ``dtype``.
+    """
+    blocks = []
+    for group, multipliers in enumerate(_GROUPS):
+      for index, multiplier in enumerate(multipliers):
+        name = f'group{group + 1}_conv{index + 1}'
+        x = nn.Conv(
+            self.width * multiplier, (3, 3), padding=PAD1, use_bias=True,
+            dtype=self.dtype, param_dtype=jnp.float32, name=name)(x)
+        x = nn.relu(batch_norm(train, self.dtype, f'group{group + 1}_bn{index + 1}')(x))
+      x = max_pool_2x2(x)
+      blocks.append(x)
+    pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+    return Features(pooled=pooled, blocks=tuple(blocks))

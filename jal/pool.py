@@ -1,0 +1,152 @@
+"""The labeled and unlabeled pools: NumPy index arrays owned by the host loop.
+
+The pool is the only state the experiment loop carries from round to round
+(besides the results so far): which train indices are labeled, in the order
+they were labeled, and the label the oracle returned for each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from jal.errors import JalError
+
+
+def resolve_count(value: float, num_train: int, what: str) -> int:
+  """Turns a count, or a fraction of the train split when below 1, into a count.
+
+  Args:
+    value: a positive integer count, or a fraction in ``(0, 1)``.
+    num_train: the size of the train split.
+    what: the config key, for the error message (e.g. ``'config.budget'``).
+
+  Returns:
+    The count, at least 1.
+
+  Raises:
+    JalError: if ``value`` is not positive, is a non-integer above 1, or
+      exceeds ``num_train``.
+  """
+  if value is None or value <= 0:
+    raise JalError(f'{what}={value} must be positive: a count, or a fraction of the '
+                   f'{num_train} train examples when below 1')
+  if value < 1:
+    return max(1, int(round(value * num_train)))
+  if value != int(value):
+    raise JalError(f'{what}={value} must be an integer count (or a fraction below 1)')
+  count = int(value)
+  if count > num_train:
+    raise JalError(f'{what}={count} is larger than the {num_train} train examples; lower it')
+  return count
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+  """Labeled / unlabeled split of the train set.
+
+  Attributes:
+    num_train: size of the train split ``N``.
+    labeled: int64 with shape ``[L]``: train indices in the order they were
+      labeled (the initial pool first, then each query).
+    oracle_labels: int32 with shape ``[L]``: the label the oracle returned for
+      each entry of ``labeled`` (possibly wrong, under label noise).
+  """
+
+  num_train: int
+  labeled: np.ndarray
+  oracle_labels: np.ndarray
+
+  @property
+  def num_labeled(self) -> int:
+    return int(self.labeled.shape[0])
+
+  @property
+  def unlabeled(self) -> np.ndarray:
+    """int64 with shape ``[N - L]``: the unlabeled train indices, sorted."""
+    mask = np.ones(self.num_train, bool)
+    mask[self.labeled] = False
+    return np.flatnonzero(mask)
+
+  def label_array(self) -> np.ndarray:
+    """int32 with shape ``[N]``: oracle labels, -1 where unlabeled."""
+    out = np.full(self.num_train, -1, np.int32)
+    out[self.labeled] = self.oracle_labels
+    return out
+
+  def add(self, query: np.ndarray, labels: np.ndarray) -> 'Pool':
+    """Returns the pool with ``query`` labeled as ``labels`` (appended in order)."""
+    query = np.asarray(query, np.int64)
+    labels = np.asarray(labels, np.int32)
+    if query.shape != labels.shape:
+      raise ValueError(f'{query.shape[0]} queried indices but {labels.shape[0]} labels')
+    pool = Pool(self.num_train, np.concatenate([self.labeled, query]),
+                np.concatenate([self.oracle_labels, labels]))
+    pool.check()
+    return pool
+
+  def check(self) -> None:
+    """Checks the invariants: indices in range, and none labeled twice.
+
+    Labeled and unlabeled are then disjoint and together the whole train split
+    by construction (``unlabeled`` is the complement of ``labeled``).
+
+    Raises:
+      AssertionError: naming the broken invariant.
+    """
+    assert self.labeled.ndim == 1 and self.labeled.shape == self.oracle_labels.shape, (
+        'labeled indices and oracle labels differ in shape')
+    if self.labeled.size:
+      assert self.labeled.min() >= 0 and self.labeled.max() < self.num_train, (
+          'a labeled index is outside the train split')
+    assert np.unique(self.labeled).size == self.labeled.size, 'an index was labeled twice'
+    unlabeled = self.unlabeled
+    assert unlabeled.size + self.labeled.size == self.num_train, (
+        'labeled and unlabeled do not cover the train split')
+
+
+def check_query(pool: Pool, query: np.ndarray, budget: int) -> None:
+  """Checks a strategy's query against the pool before the oracle sees it.
+
+  Raises:
+    AssertionError: if the query has duplicates, touches a labeled index, or
+      does not have ``min(budget, number unlabeled)`` entries.
+  """
+  query = np.asarray(query)
+  assert query.ndim == 1, f'a query is a 1-D index array, got shape {query.shape}'
+  assert np.unique(query).size == query.size, 'the query has a duplicate index'
+  expected = min(budget, pool.num_train - pool.num_labeled)
+  assert query.size == expected, f'the query has {query.size} indices, expected {expected}'
+  assert not np.isin(query, pool.labeled).any(), 'the query holds an already-labeled index'
+  assert query.size == 0 or (query.min() >= 0 and query.max() < pool.num_train), (
+      'the query holds an index outside the train split')
+
+
+def initial_indices(true_labels: np.ndarray, size: int, rng: np.random.Generator,
+                    exclude_classes: Sequence[int] = ()) -> np.ndarray:
+  """A random initial labeled pool, optionally with whole classes left out.
+
+  PAL's biased-pool experiment (Bhatnagar et al., Sec. 4.3) starts from an
+  initial pool that holds 8 of the 10 classes; the left-out classes can still
+  be queried later.
+
+  Args:
+    true_labels: int with shape ``[N]``, the ground-truth train labels.
+    size: number of indices to draw (without replacement).
+    rng: the generator that fixes the draw.
+    exclude_classes: classes absent from the initial pool.
+
+  Returns:
+    int64 with shape ``[size]``, sorted.
+
+  Raises:
+    JalError: if fewer than ``size`` examples are outside the excluded classes.
+  """
+  allowed = np.flatnonzero(~np.isin(true_labels, np.asarray(exclude_classes, np.int64)))
+  if size > allowed.size:
+    raise JalError(f'the initial pool of {size} is larger than the {allowed.size} examples '
+                   f'outside the excluded classes {list(exclude_classes)}; lower '
+                   'config.initial_pool.size')
+  return np.sort(rng.choice(allowed, size, replace=False)).astype(np.int64)

@@ -1,0 +1,112 @@
+"""The strategy interface: the unit of extension of jal.
+
+A strategy decides which unlabeled examples to query. The methods of the
+catalogue fall in three kinds, and each is written against the same three
+hooks, with no special case in the experiment loop:
+
+1. Strategies that only score with the task model (entropy, least confidence,
+   margin, BALD, CoreSet, FeatureSim, DFM) implement `query` alone and call
+   ``ctx.task.predict`` with a function of the task model's outputs.
+2. Strategies that change how the task model is trained (Learning Loss,
+   TA-VAAL's ranker, SCAL, MAL) also override `task_heads` (extra heads on the
+   task model's backbone, e.g. a loss-prediction module or a projection head)
+   and `task_loss` (the training objective, which sees every head's output).
+   A strategy that needs a different training loop altogether (MAL's minimax
+   game over labeled and unlabeled batches) overrides `fit_task_model`.
+3. Strategies that train networks of their own (PAL's scoring network, VAAL's
+   VAE and discriminator) build them once in ``__init__`` (so their compiled
+   steps are reused every round) and train them inside `query`.
+
+A strategy object lives for the whole experiment. It must keep no state that
+the next round depends on other than what the loop checkpoints (the pool),
+so that a resumed run is identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jal import rng, training
+from jal.data import Dataset
+from jal.models import ClassifierHead
+from jal.pool import Pool
+
+
+@dataclasses.dataclass
+class TaskModel:
+  """The trained task model of a round: its trainer and its variables."""
+  trainer: training.Trainer
+  variables: Any
+  batch_size: int
+
+  def predict(self, images: jax.Array, indices: np.ndarray, fn) -> Any:
+    """``fn`` of the model's eval-mode outputs over ``images[indices]`` (NumPy)."""
+    return self.trainer.predict(self.variables, images, indices, fn, self.batch_size)
+
+
+@dataclasses.dataclass
+class RoundContext:
+  """What a strategy may look at when it queries.
+
+  Attributes:
+    config: the experiment config.
+    dataset: the host-side dataset (true labels are the oracle's secret: a
+      strategy must not read ``dataset.train_labels``).
+    round: the round number (0 for the round trained on the initial pool).
+    pool: the labeled / unlabeled pools.
+    images: uint8 device array ``[N, H, W, C]``, the train split.
+    labels: int32 device array ``[N]``, oracle labels, -1 where unlabeled.
+    candidates: int64 ``[n]``: the unlabeled indices the query may choose from.
+    task: the task model trained this round.
+    mesh: the device mesh.
+  """
+  config: ml_collections.ConfigDict
+  dataset: Dataset
+  round: int
+  pool: Pool
+  images: jax.Array
+  labels: jax.Array
+  candidates: np.ndarray
+  task: TaskModel
+  mesh: jax.sharding.Mesh
+
+  def key(self, purpose: str, *indices: int) -> jax.Array:
+    """A PRNG key for ``purpose`` in this round."""
+    return rng.key(self.config.seed, purpose, self.round, *indices)
+
+  def numpy_rng(self, purpose: str, *indices: int) -> np.random.Generator:
+    """A NumPy generator for ``purpose`` in this round."""
+    return rng.numpy_rng(self.config.seed, purpose, self.round, *indices)
+
+
+class Strategy:
+  """Base class; see the module docstring for which hooks each kind overrides."""
+
+  def __init__(self, config: ml_collections.ConfigDict, dataset: Dataset,
+               mesh: jax.sharding.Mesh):
+    self.config = config
+    self.strategy_config = config.strategy
+    self.dataset = dataset
+    self.mesh = mesh
+
+  def task_heads(self, num_classes: int) -> dict[str, Any]:
+    """The heads on the task model's backbone; must include ``'classifier'``."""
+    return {'classifier': ClassifierHead(num_classes)}
+
+  task_loss = staticmethod(training.cross_entropy_loss)
+
+  def fit_task_model(self, trainer: training.Trainer, state: training.TrainState,
+                     images: jax.Array, labels: jax.Array, pool: Pool, *, epochs: int,
+                     rng: np.random.Generator, key: jax.Array, description: str):
+    """Trains the task model on the labeled pool; returns ``(state, metrics)``."""
+    return training.fit(trainer, state, images, labels, pool.labeled, epochs=epochs, rng=rng,
+                        key=key, description=description)
+
+  def query(self, ctx: RoundContext, budget: int) -> np.ndarray:
+    """Returns ``min(budget, len(ctx.candidates))`` distinct indices from the candidates."""
+    raise NotImplementedError

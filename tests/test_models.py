@@ -1,0 +1,201 @@
+"""Tests of jal.models: shapes, parameter counts, batch norm, dtypes, lookup."""
+
+from __future__ import annotations
+
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jal.errors import JalError
+from jal.models import (
+    ClassifierHead,
+    Features,
+    MultiHeadNet,
+    ResNet18,
+    RotationHead,
+    SmallCNN,
+    VGG16,
+    get_backbone,
+)
+
+NAMES = ('resnet18', 'vgg16', 'small_cnn')
+TINY_WIDTH = 4
+NUM_CLASSES = 10
+
+
+def _net(name: str, width: int | None = TINY_WIDTH, dtype=jnp.float32) -> MultiHeadNet:
+  return MultiHeadNet(
+      backbone=get_backbone(name, width=width, dtype=dtype),
+      heads={'classifier': ClassifierHead(NUM_CLASSES), 'rotation': RotationHead()},
+  )
+
+
+def _images(shape, seed=0) -> jax.Array:
+  return jax.random.normal(jax.random.key(seed), shape, jnp.float32)
+
+
+def _num_params(tree) -> int:
+  return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+# Width of the pooled features relative to `width`, and the default width.
+_POOLED_MULTIPLIER = {'resnet18': 8, 'vgg16': 8, 'small_cnn': 4}
+_NUM_BLOCKS = {'resnet18': 4, 'vgg16': 5, 'small_cnn': 3}
+
+
+@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('shape', [(2, 32, 32, 3), (2, 8, 8, 1)])
+def test_output_shapes_train_and_eval(name, shape):
+  net = _net(name)
+  x = _images(shape)
+  variables = net.init(jax.random.key(1), x, train=False)
+  assert set(variables) == {'params', 'batch_stats'}
+  dim = _POOLED_MULTIPLIER[name] * TINY_WIDTH
+  train_out, updates = net.apply(variables, x, train=True, mutable=['batch_stats'])
+  eval_out = net.apply(variables, x, train=False)
+  for out in (train_out, eval_out):
+    assert set(out) == {'classifier', 'rotation', 'features'}
+    chex.assert_shape(out['classifier'], (2, NUM_CLASSES))
+    chex.assert_shape(out['rotation'], (2, 4))
+    chex.assert_shape(out['features'], (2, dim))
+    chex.assert_type([out['classifier'], out['rotation'], out['features']], jnp.float32)
+    chex.assert_tree_all_finite(out)
+  assert set(updates) == {'batch_stats'}
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_blocks(name):
+  backbone = get_backbone(name, width=TINY_WIDTH)
+  x = _images((2, 32, 32, 3))
+  variables = backbone.init(jax.random.key(0), x, train=False)
+  features = backbone.apply(variables, x, train=False)
+  assert isinstance(features, Features)
+  assert len(features.blocks) == _NUM_BLOCKS[name]
+  expected = {
+      'resnet18': [(2, 32, 32, 4), (2, 16, 16, 8), (2, 8, 8, 16), (2, 4, 4, 32)],
+      'vgg16': [(2, 16, 16, 4), (2, 8, 8, 8), (2, 4, 4, 16), (2, 2, 2, 32), (2, 1, 1, 32)],
+      'small_cnn': [(2, 16, 16, 4), (2, 8, 8, 8), (2, 8, 8, 16)],
+  }[name]
+  chex.assert_shape(list(features.blocks), expected)
+  # The pooled features are the global average of the last block.
+  np.testing.assert_allclose(
+      features.pooled, jnp.mean(features.blocks[-1], axis=(1, 2)), rtol=1e-6, atol=1e-6)
+
+
+def test_vgg_on_mnist_sized_input():
+  backbone = VGG16(width=TINY_WIDTH)
+  out = jax.eval_shape(
+      lambda x: backbone.init_with_output(jax.random.key(0), x, train=False)[0],
+      jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32))
+  assert [b.shape[1:3] for b in out.blocks] == [(14, 14), (7, 7), (3, 3), (1, 1), (1, 1)]
+  assert out.pooled.shape == (2, 8 * TINY_WIDTH)
+
+
+@pytest.mark.parametrize('name, expected', [
+    # kuangliu/pytorch-cifar ResNet18(num_classes=10).
+    ('resnet18', 11_173_962),
+    # kuangliu/pytorch-cifar VGG('VGG16'): convs with bias, BN, Linear(512, 10).
+    ('vgg16', 14_728_266),
+])
+def test_parameter_counts_match_pytorch(name, expected):
+  net = MultiHeadNet(backbone=get_backbone(name), heads={'classifier': ClassifierHead(NUM_CLASSES)})
+  variables = jax.eval_shape(
+      lambda x: net.init(jax.random.key(0), x, train=False),
+      jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
+  assert _num_params(variables['params']) == expected
+
+
+def test_multi_head_param_names():
+  net = MultiHeadNet(
+      backbone=ResNet18(width=TINY_WIDTH),
+      heads={'classifier': ClassifierHead(NUM_CLASSES), 'rotation': RotationHead()})
+  variables = jax.eval_shape(
+      lambda x: net.init(jax.random.key(0), x, train=False),
+      jax.ShapeDtypeStruct((1, 8, 8, 3), jnp.float32))
+  assert set(variables['params']) == {'backbone', 'heads_classifier', 'heads_rotation'}
+  assert set(variables['batch_stats']) == {'backbone'}
+  assert variables['params']['heads_classifier']['fc']['kernel'].shape == (8 * TINY_WIDTH, NUM_CLASSES)
+  assert variables['params']['heads_rotation']['fc']['kernel'].shape == (8 * TINY_WIDTH, 4)
+
+
+def test_head_named_features_is_rejected():
+  with pytest.raises(JalError, match='features'):
+    MultiHeadNet(backbone=SmallCNN(width=TINY_WIDTH), heads={'features': RotationHead()})
+
+
+def test_multi_head_net_is_hashable_and_jittable():
+  net = _net('small_cnn')
+  assert hash(net) == hash(_net('small_cnn'))
+  assert net == _net('small_cnn')
+  x = _images((2, 8, 8, 1))
+  variables = jax.jit(net.init, static_argnames='train')(jax.random.key(0), x, train=False)
+  apply = jax.jit(net.apply, static_argnames=('train', 'mutable'))
+  out, _ = apply(variables, x, train=True, mutable=('batch_stats',))
+  chex.assert_shape(out['classifier'], (2, NUM_CLASSES))
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_batch_norm_train_updates_stats_and_eval_is_per_example(name):
+  net = _net(name)
+  x = _images((3, 8, 8, 3), seed=2)
+  variables = net.init(jax.random.key(0), x, train=False)
+  _, updates = net.apply(variables, x, train=True, mutable=['batch_stats'])
+  before = jax.tree_util.tree_leaves(variables['batch_stats'])
+  after = jax.tree_util.tree_leaves(updates['batch_stats'])
+  assert len(before) == len(after) > 0
+  assert all(not np.allclose(b, a) for b, a in zip(before, after))
+
+  # Eval mode uses the running averages: example 0's output does not depend
+  # on the rest of the batch.
+  variables = {'params': variables['params'], 'batch_stats': updates['batch_stats']}
+  other = _images((3, 8, 8, 3), seed=3).at[0].set(x[0])
+  out_a = net.apply(variables, x, train=False)
+  out_b = net.apply(variables, other, train=False)
+  chex.assert_trees_all_close(
+      jax.tree_util.tree_map(lambda a: a[0], out_a),
+      jax.tree_util.tree_map(lambda a: a[0], out_b), rtol=1e-5, atol=1e-5)
+  # Train mode uses the batch statistics, so there it does depend on them.
+  train_a, _ = net.apply(variables, x, train=True, mutable=['batch_stats'])
+  train_b, _ = net.apply(variables, other, train=True, mutable=['batch_stats'])
+  assert not np.allclose(train_a['features'][0], train_b['features'][0])
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_bfloat16_compute_keeps_float32_params_and_features(name):
+  net = _net(name, dtype=jnp.bfloat16)
+  x = _images((2, 8, 8, 3))
+  variables = net.init(jax.random.key(0), x, train=False)
+  assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(variables)} == {jnp.dtype(jnp.float32)}
+  out, updates = net.apply(variables, x, train=True, mutable=['batch_stats'])
+  chex.assert_type([out['features'], out['classifier'], out['rotation']], jnp.float32)
+  chex.assert_tree_all_finite(out)
+  assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(updates)} == {jnp.dtype(jnp.float32)}
+  backbone = get_backbone(name, width=TINY_WIDTH, dtype=jnp.bfloat16)
+  features = backbone.apply({k: v['backbone'] for k, v in variables.items()}, x, train=False)
+  chex.assert_type(features.pooled, jnp.float32)
+  chex.assert_type(list(features.blocks), [jnp.bfloat16] * len(features.blocks))
+
+
+def test_get_backbone():
+  assert isinstance(get_backbone('resnet18'), ResNet18)
+  assert get_backbone('resnet18').width == 64
+  assert get_backbone('vgg16').width == 64
+  assert get_backbone('small_cnn').width == 32
+  assert isinstance(get_backbone('small_cnn', width=8), SmallCNN)
+  assert get_backbone('vgg16', width=8, dtype=jnp.bfloat16).dtype == jnp.bfloat16
+  assert isinstance(get_backbone('vgg16'), VGG16)
+
+
+def test_get_backbone_unknown_name():
+  with pytest.raises(JalError, match='resnet18.*small_cnn.*vgg16'):
+    get_backbone('resnet50')
+
+
+@pytest.mark.parametrize('width', [0, -1, 2.5])
+def test_get_backbone_bad_width(width):
+  with pytest.raises(JalError):
+    get_backbone('small_cnn', width=width)

@@ -31,7 +31,8 @@ def resolve_count(value: float, num_train: int, what: str) -> int:
       exceeds ``num_train``.
   """
   if value is None or value <= 0:
-    raise JalError(f'{what}={value} must be positive: a count, or a fraction of the '
+    shown = f'{value:g}' if isinstance(value, (int, float)) else repr(value)
+    raise JalError(f'{what}={shown} must be positive: a count, or a fraction of the '
                    f'{num_train} train examples when below 1')
   if value < 1:
     return max(1, int(round(value * num_train)))

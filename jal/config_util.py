@@ -76,3 +76,43 @@ def pal_strategy(**overrides) -> ml_collections.ConfigDict:
       finetune=train_config(learning_rate=0.01, epochs=5, lr_schedule='constant')))
   cfg.update(overrides)
   return cfg
+
+
+def pal_protocol(dataset: str, runlocal: bool) -> ml_collections.ConfigDict:
+  """PAL's classification protocol (paper 000, Sec. 4 and Table 2).
+
+  10% initial pool, +5% per round up to 30% (5 rounds), task model VGG-16,
+  scoring network ResNet-18, SGD lr 0.01 (momentum 0.9, weight decay 5e-4: the
+  VAAL code base PAL follows), 100 epochs, batch 64, lambda1 = lambda2 = 1.
+  The paper does not give K or the fine-tuning epochs of g': jal uses K = 5
+  and 5 epochs (lr 0.01).
+
+  ``runlocal`` keeps the real dataset but shrinks it to a 10,000-image pool
+  (stratified) and a 2,000-image test split, 1,000 initial + 500 per round for
+  3 rounds, a small CNN task model, a width-8 ResNet-18 scorer, and fewer
+  epochs, so a round takes about a minute on 2 CPU cores.
+  """
+  config = base_config()
+  config.dataset.name = dataset
+  config.initial_pool.size = 0.1
+  config.budget = 0.05
+  config.num_rounds = 5
+  config.model.name = 'vgg16'
+  config.train = train_config(learning_rate=0.01, epochs=100, batch_size=64)
+  config.strategy = pal_strategy()
+  if runlocal:
+    config.dataset.max_train = 10_000
+    config.dataset.max_test = 2_000
+    config.initial_pool.size = 1_000
+    config.budget = 500
+    config.num_rounds = 3
+    config.model.name = 'small_cnn'
+    config.model.width = 16
+    config.train = train_config(learning_rate=0.05, epochs=15, batch_size=64,
+                                lr_schedule='cosine')
+    config.strategy = pal_strategy(
+        num_subqueries=3, scoring_model=dict(name='resnet18', width=8),
+        scoring_train=train_config(learning_rate=0.05, epochs=10, batch_size=64,
+                                   lr_schedule='cosine'),
+        finetune=train_config(learning_rate=0.01, epochs=3, batch_size=64))
+  return config

@@ -30,7 +30,7 @@ def resolve_count(value: float, num_train: int, what: str) -> int:
     JalError: if ``value`` is not positive, is a non-integer above 1, or
       exceeds ``num_train``.
   """
-  if value is None or value <= 0:
+  if value is None or not np.isfinite(value) or value <= 0:
     shown = f'{value:g}' if isinstance(value, (int, float)) else repr(value)
     raise JalError(f'{what}={shown} must be positive: a count, or a fraction of the '
                    f'{num_train} train examples when below 1')

@@ -45,4 +45,7 @@ def numpy_rng(seed: int, purpose: str, *indices: int) -> np.random.Generator:
   Returns:
     A ``numpy.random.Generator`` seeded from ``(seed, purpose, *indices)``.
   """
-  return np.random.default_rng(np.random.SeedSequence([seed, _purpose_id(purpose), *indices]))
+  # The count of indices goes first: SeedSequence ignores trailing zeros, so
+  # (purpose, 0) would otherwise draw the same stream as (purpose,).
+  entropy = [seed, _purpose_id(purpose), len(indices), *indices]
+  return np.random.default_rng(np.random.SeedSequence(entropy))

@@ -1,0 +1,50 @@
+"""Shared fixtures: a tiny experiment config on the embedded digits dataset."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from jal import config_util, progress
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(strategy: str = 'pal', **overrides):
+  """PAL on 300 digits, 2 rounds, width-4 CNNs: a full round in about a second."""
+  config = config_util.base_config()
+  config.dataset.name = 'digits'
+  config.dataset.max_train = 300
+  config.dataset.max_test = 100
+  config.initial_pool.size = 30
+  config.budget = 20
+  config.num_rounds = 2
+  config.model.width = 4
+  config.train = config_util.train_config(learning_rate=0.05, epochs=2, batch_size=16, crop_pad=1)
+  config.eval_batch_size = 64
+  config.strategy = config_util.pal_strategy(
+      num_subqueries=2, scoring_model=dict(name='small_cnn', width=4),
+      scoring_train=config_util.train_config(learning_rate=0.05, epochs=2, batch_size=16,
+                                             crop_pad=1),
+      finetune=config_util.train_config(learning_rate=0.01, epochs=1, batch_size=16, crop_pad=1))
+  config.strategy.name = strategy
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split('.')
+    for part in path:
+      node = node[part]
+    node[last] = value
+  return config
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch, tmp_path):
+  progress.set_enabled(False)
+  monkeypatch.setenv('JAL_CACHE_DIR', str(tmp_path / 'cache'))
+  yield
+  progress.set_enabled(True)
+
+
+def strip_timings(records):
+  return [{k: v for k, v in r.items() if not k.endswith('_seconds')} for r in records]

@@ -1,0 +1,173 @@
+"""End-to-end: the experiment loop on the embedded digits, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from jal import checkpoint, experiment, training
+from jal.errors import JalError
+from conftest import strip_timings, tiny_config
+
+
+@pytest.fixture
+def trainers(monkeypatch):
+  """Records every Trainer the run builds, to count compilations."""
+  built = []
+  original = training.Trainer.__post_init__
+
+  def post_init(self):
+    original(self)
+    built.append(self)
+
+  monkeypatch.setattr(training.Trainer, '__post_init__', post_init)
+  return built
+
+
+def test_pal_three_rounds_compile_once(tmp_path, trainers):
+  config = tiny_config('pal', num_rounds=3)
+  records = experiment.run(config, str(tmp_path))
+  assert [r['round'] for r in records] == [0, 1, 2]
+  assert [r['num_labeled'] for r in records] == [30, 50, 70]
+  assert [r['query_size'] for r in records] == [20, 20, 0]
+  assert sum(records[0]['query_class_counts']) == 20
+  assert sum(records[2]['labeled_class_counts']) == 70
+  for r in records:
+    assert 0.0 <= r['test_accuracy'] <= 1.0 and np.isfinite(r['test_nll'])
+    assert r['strategy'] == 'pal' and r['seed'] == 0
+  on_disk = [json.loads(line) for line in open(tmp_path / 'results.jsonl')]
+  assert on_disk == records
+  assert (tmp_path / 'accuracy.png').stat().st_size > 1000
+  # Task model, PAL scoring network and g' each compiled their train step and
+  # predict function once, although the pool grew every round.
+  assert len(trainers) == 3
+  for trainer in trainers:
+    assert trainer.trace_counts['train_step'] == 1, trainer.trace_counts
+    assert trainer.trace_counts['predict'] <= 1, trainer.trace_counts
+
+
+def test_random_and_pal_share_the_initial_pool(tmp_path):
+  pal = experiment.run(tiny_config('pal'), str(tmp_path / 'pal'))
+  rand = experiment.run(tiny_config('random'), str(tmp_path / 'random'))
+  assert pal[0]['labeled_class_counts'] == rand[0]['labeled_class_counts']
+  first = [checkpoint.Checkpointer(str(tmp_path / d / 'checkpoints')).latest().pool.labeled[:30]
+           for d in ('pal', 'random')]
+  np.testing.assert_array_equal(first[0], first[1])
+
+
+def test_entropy_runs(tmp_path):
+  records = experiment.run(tiny_config('entropy'), str(tmp_path))
+  assert [r['num_labeled'] for r in records] == [30, 50]
+
+
+def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
+  config = tiny_config('pal', num_rounds=3)
+  expected = experiment.run(config, str(tmp_path / 'a'))
+
+  saves = []
+  original_save = checkpoint.Checkpointer.save
+
+  def save_then_crash(self, state):
+    original_save(self, state)
+    saves.append(state.next_round)
+    if len(saves) == 2:
+      raise KeyboardInterrupt('simulated crash after round 1')
+
+  monkeypatch.setattr(checkpoint.Checkpointer, 'save', save_then_crash)
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run(config, str(tmp_path / 'b'))
+  monkeypatch.setattr(checkpoint.Checkpointer, 'save', original_save)
+  resumed = experiment.run(config, str(tmp_path / 'b'))
+  assert strip_timings(resumed) == strip_timings(expected)
+  a = checkpoint.Checkpointer(str(tmp_path / 'a' / 'checkpoints')).latest()
+  b = checkpoint.Checkpointer(str(tmp_path / 'b' / 'checkpoints')).latest()
+  np.testing.assert_array_equal(a.pool.labeled, b.pool.labeled)
+  np.testing.assert_array_equal(a.pool.oracle_labels, b.pool.oracle_labels)
+
+
+def test_finished_run_is_not_rerun(tmp_path, trainers):
+  config = tiny_config('random')
+  first = experiment.run(config, str(tmp_path))
+  again = experiment.run(config, str(tmp_path))
+  assert again == first
+  assert all(t.trace_counts['train_step'] == 0 for t in trainers[-1:])
+
+
+def test_label_noise_reaches_the_pool(tmp_path):
+  experiment.run(tiny_config('random', **{'oracle.noise_rate': 0.5}), str(tmp_path))
+  state = checkpoint.Checkpointer(str(tmp_path / 'checkpoints')).latest()
+  dataset = experiment.load_dataset(tiny_config())
+  wrong = state.pool.oracle_labels != dataset.train_labels[state.pool.labeled]
+  assert wrong.sum() == 15 + 10  # half of the initial pool and half of the query
+
+
+def test_biased_initial_pool(tmp_path):
+  records = experiment.run(tiny_config('random', **{'initial_pool.exclude_classes': (0, 1)}),
+                           str(tmp_path))
+  assert records[0]['labeled_class_counts'][:2] == [0, 0]
+
+
+def test_workdir_of_another_config_is_refused(tmp_path):
+  experiment.run(tiny_config('random'), str(tmp_path))
+  before = (tmp_path / 'results.jsonl').read_text()
+  with pytest.raises(JalError, match='different config.*strategy.name'):
+    experiment.run(tiny_config('entropy'), str(tmp_path))
+  assert (tmp_path / 'results.jsonl').read_text() == before
+  records = experiment.run(tiny_config('entropy'), str(tmp_path), overwrite=True)
+  assert records[0]['strategy'] == 'entropy'
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'strategy.name': 'nope'}, "unknown strategy 'nope'"),
+    ({'budget': 1000}, 'config.budget=1000 is larger than the 300 train examples'),
+    ({'budget': 290}, 'larger than the 270 unlabeled examples'),
+    ({'initial_pool.size': -5}, 'config.initial_pool.size=-5 must be positive'),
+    ({'num_rounds': 0}, 'num_rounds=0 must be at least 1'),
+    ({'initial_pool.exclude_classes': (12,)}, 'exclude_classes has \\[12\\]'),
+    ({'dataset.name': 'imagenet'}, 'imagenet'),
+    ({'train.optimizer': 'rmsprop'}, "optimizer 'rmsprop' is unknown"),
+])
+def test_bad_config_gives_one_line_error(tmp_path, overrides, message):
+  with pytest.raises(JalError, match=message) as info:
+    experiment.run(tiny_config('random', **overrides), str(tmp_path / 'run'))
+  assert '\n' not in str(info.value)
+
+
+def test_corrupt_image_in_a_zip(tmp_path):
+  from PIL import Image
+  archive = tmp_path / 'images.zip'
+  with zipfile.ZipFile(archive, 'w') as z:
+    for split in ('train', 'test'):
+      for label in ('a', 'b'):
+        for i in range(3):
+          path = tmp_path / f'{split}{label}{i}.png'
+          Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(path)
+          z.write(path, f'{split}/{label}/{i}.png')
+    z.writestr('train/b/broken.png', b'not a png')
+  config = tiny_config('random', **{'dataset.name': 'folder', 'dataset.path': str(archive)})
+  with pytest.raises(JalError, match='broken.png') as info:
+    experiment.run(config, str(tmp_path / 'run'))
+  assert '\n' not in str(info.value)
+  assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(os.environ.get('JAL_DATA_DIR', '/nonexistent'),
+                                                    'cifar10_jpeg.zip')),
+                    reason='real-data smoke test: set JAL_DATA_DIR to ../shared/data')
+def test_real_cifar10_smoke(tmp_path, monkeypatch):
+  """PAL for two rounds on the real CIFAR-10 (JPEG copy), shrunk to CPU size."""
+  monkeypatch.setenv('JAL_CACHE_DIR', os.path.expanduser('~/.cache/jal'))
+  config = tiny_config('pal', **{
+      'dataset.name': 'cifar10', 'dataset.max_train': 2000, 'dataset.max_test': 500,
+      'initial_pool.size': 500, 'budget': 100, 'train.epochs': 4, 'train.batch_size': 64,
+      'train.crop_pad': 4, 'model.width': 8, 'strategy.scoring_train.batch_size': 64,
+      'strategy.finetune.batch_size': 64, 'eval_batch_size': 250})
+  records = experiment.run(config, str(tmp_path))
+  assert [r['num_labeled'] for r in records] == [500, 600]
+  assert records[0]['dataset'] == 'cifar10'
+  # Well above chance (10%) after a few epochs on 500 labels.
+  assert records[-1]['test_accuracy'] > 0.2

@@ -1,0 +1,320 @@
+"""Unit tests of the pieces of training: epoch batches, masked mean, optimisers and
+schedules, padded inference batches, and the seeded randomness of jal.rng."""
+
+from __future__ import annotations
+
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from jal import inference, optim, rng
+from jal.errors import JalError
+from jal.training import epoch_batches, masked_mean
+
+_SETTINGS = settings(max_examples=50, deadline=None)
+
+
+# --------------------------------------------------------------------------- epoch_batches
+
+
+@_SETTINGS
+@given(n=st.integers(1, 70), batch_size=st.integers(1, 16), seed=st.integers(0, 2**31 - 1))
+def test_epoch_batches(n, batch_size, seed):
+  # Distinct, non-contiguous pool indices, so a batch entry can be traced back.
+  indices = np.random.default_rng(seed).choice(10 * n + 10, n, replace=False).astype(np.int64)
+  idx, mask = epoch_batches(indices, batch_size, np.random.default_rng(seed))
+  steps = math.ceil(n / batch_size)
+  assert idx.shape == (steps, batch_size) and mask.shape == (steps, batch_size)
+  assert idx.dtype == np.int32 and mask.dtype == np.float32
+  assert set(np.unique(mask).tolist()) <= {0.0, 1.0}
+  real = idx[mask == 1]
+  fill = idx[mask == 0]
+  # Every index exactly once among the real entries.
+  assert sorted(real.tolist()) == sorted(indices.tolist())
+  # The fill-up comes from the indices and is all that is left.
+  assert fill.size == steps * batch_size - n
+  assert np.isin(fill, indices).all()
+  # Only the last batch is padded.
+  assert mask[:-1].all()
+  # Deterministic per generator seed.
+  idx2, mask2 = epoch_batches(indices, batch_size, np.random.default_rng(seed))
+  np.testing.assert_array_equal(idx, idx2)
+  np.testing.assert_array_equal(mask, mask2)
+
+
+def test_epoch_batches_shuffle_depends_on_seed():
+  indices = np.arange(100, 140)
+  orders = {epoch_batches(indices, 8, np.random.default_rng(s))[0].tobytes() for s in range(5)}
+  assert len(orders) == 5
+  idx, _ = epoch_batches(indices, 8, np.random.default_rng(0))
+  assert not np.array_equal(idx.ravel(), indices)  # shuffled
+
+
+def test_epoch_batches_fewer_than_a_batch():
+  indices = np.array([3, 9])
+  idx, mask = epoch_batches(indices, 7, np.random.default_rng(1))
+  assert idx.shape == (1, 7)
+  np.testing.assert_array_equal(mask, [[1, 1, 0, 0, 0, 0, 0]])
+  assert sorted(idx[0, :2].tolist()) == [3, 9]
+  assert set(idx[0].tolist()) <= {3, 9}
+
+
+def test_epoch_batches_exact_multiple_has_no_fill():
+  idx, mask = epoch_batches(np.arange(12), 4, np.random.default_rng(2))
+  assert idx.shape == (3, 4)
+  assert mask.all()
+  assert sorted(idx.ravel().tolist()) == list(range(12))
+
+
+# --------------------------------------------------------------------------- masked_mean
+
+
+def test_masked_mean_ignores_masked_entries():
+  fn = jax.jit(masked_mean)
+  values = jnp.array([1.0, 2.0, 100.0, 3.0, -50.0])
+  mask = jnp.array([1.0, 1.0, 0.0, 1.0, 0.0])
+  chex.assert_trees_all_close(fn(values, mask), jnp.float32(2.0))
+  chex.assert_trees_all_close(fn(values, jnp.ones(5)), jnp.float32(56.0 / 5))
+  # A fully masked batch gives 0, not NaN.
+  chex.assert_trees_all_close(fn(values, jnp.zeros(5)), jnp.float32(0.0))
+
+
+def test_masked_mean_gradient_is_zero_on_masked_entries():
+  values = jnp.array([1.0, 2.0, 3.0, 4.0])
+  mask = jnp.array([1.0, 0.0, 1.0, 0.0])
+  grad = jax.jit(jax.grad(lambda v: masked_mean(v ** 2, mask)))(values)
+  chex.assert_trees_all_close(grad, jnp.array([1.0, 0.0, 3.0, 0.0]))
+
+
+# --------------------------------------------------------------------------- learning_rate
+
+
+def _cfg(**kwargs) -> ml_collections.ConfigDict:
+  base = dict(optimizer='sgd', learning_rate=0.1, epochs=200)
+  base.update(kwargs)
+  return ml_collections.ConfigDict(base)
+
+
+def test_learning_rate_constant():
+  cfg = _cfg(lr_schedule='constant', learning_rate=0.05)
+  assert [optim.learning_rate(cfg, e) for e in (0, 100, 199)] == [0.05] * 3
+  # Constant is the default.
+  cfg = _cfg(learning_rate=0.02)
+  assert optim.learning_rate(cfg, 150) == pytest.approx(0.02)
+
+
+def test_learning_rate_multistep():
+  cfg = _cfg(lr_schedule='multistep', lr_milestones=(0.8,))
+  assert optim.learning_rate(cfg, 0) == pytest.approx(0.1)
+  assert optim.learning_rate(cfg, 159) == pytest.approx(0.1)
+  assert optim.learning_rate(cfg, 160) == pytest.approx(0.01)
+  assert optim.learning_rate(cfg, 199) == pytest.approx(0.01)
+
+
+def test_learning_rate_multistep_two_milestones_and_decay():
+  cfg = _cfg(lr_schedule='multistep', lr_milestones=(0.5, 0.75), lr_decay=0.2, epochs=40)
+  got = [optim.learning_rate(cfg, e) for e in (19, 20, 29, 30, 39)]
+  np.testing.assert_allclose(got, [0.1, 0.02, 0.02, 0.004, 0.004], rtol=1e-6)
+
+
+def test_learning_rate_cosine():
+  epochs = 200
+  cfg = _cfg(lr_schedule='cosine', epochs=epochs)
+  got = np.array([optim.learning_rate(cfg, e) for e in range(epochs + 1)])
+  ref = 0.1 * 0.5 * (1 + np.cos(np.pi * np.arange(epochs + 1) / epochs))
+  np.testing.assert_allclose(got, ref, atol=1e-6)
+  assert got[0] == pytest.approx(0.1)
+  assert got[epochs // 2] == pytest.approx(0.05, rel=1e-5)
+  assert got[-1] == pytest.approx(0.0, abs=1e-7)
+  assert got[epochs - 1] < 1e-5
+  assert np.all(np.diff(got) <= 1e-9)
+
+
+def test_learning_rate_unknown_schedule_raises():
+  with pytest.raises(JalError, match='lr_schedule'):
+    optim.learning_rate(_cfg(lr_schedule='exponential'), 0)
+
+
+# --------------------------------------------------------------------------- make_optimizer
+
+
+def _run_steps(tx, params, grads_per_step, lrs):
+  """Applies ``tx`` for each gradient under jit, setting the learning rate each step."""
+
+  @jax.jit
+  def step(params, opt_state, grads, lr):
+    opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, 'learning_rate': lr})
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  opt_state = tx.init(params)
+  history = []
+  for grads, lr in zip(grads_per_step, lrs):
+    params, opt_state = step(params, opt_state, grads, jnp.float32(lr))
+    history.append(params)
+  return history, opt_state
+
+
+def test_sgd_momentum_weight_decay_matches_pytorch_semantics():
+  lr, momentum, wd = 0.1, 0.9, 0.05
+  cfg = _cfg(optimizer='sgd', learning_rate=lr, momentum=momentum, weight_decay=wd)
+  tx = optim.make_optimizer(cfg)
+  w0 = np.array([1.0, -2.0, 0.5, 3.0], np.float32)
+  grads = [np.array([0.3, -0.1, 0.2, 0.0], np.float32), np.array([-0.5, 0.4, 0.1, 1.0], np.float32)]
+  history, opt_state = _run_steps(tx, {'w': jnp.asarray(w0)}, [{'w': jnp.asarray(g)} for g in grads],
+                                  [lr, lr])
+
+  # PyTorch SGD: g += wd * w; buf = momentum * buf + g (buf = g at step 1); w -= lr * buf.
+  w = w0.astype(np.float64)
+  buf = np.zeros_like(w)
+  expected = []
+  for g in grads:
+    d = g + wd * w
+    buf = momentum * buf + d
+    w = w - lr * buf
+    expected.append(w.copy())
+  for got, ref in zip(history, expected):
+    chex.assert_trees_all_close(got['w'], ref.astype(np.float32), atol=1e-6)
+  # The state exposes the learning rate.
+  chex.assert_trees_all_close(opt_state.hyperparams['learning_rate'], jnp.float32(lr))
+
+
+def test_sgd_learning_rate_changed_through_hyperparams():
+  momentum, wd = 0.9, 0.01
+  cfg = _cfg(optimizer='sgd', learning_rate=0.1, momentum=momentum, weight_decay=wd)
+  tx = optim.make_optimizer(cfg)
+  assert float(tx.init({'w': jnp.zeros(2)}).hyperparams['learning_rate']) == pytest.approx(0.1)
+  w0 = np.array([1.0, -1.0], np.float32)
+  grads = [np.array([0.5, 0.25], np.float32), np.array([0.5, 0.25], np.float32)]
+  lrs = [0.1, 0.001]
+  history, opt_state = _run_steps(tx, {'w': jnp.asarray(w0)}, [{'w': jnp.asarray(g)} for g in grads],
+                                  lrs)
+  w = w0.astype(np.float64)
+  buf = np.zeros_like(w)
+  for g, lr in zip(grads, lrs):
+    buf = momentum * buf + g + wd * w
+    w = w - lr * buf
+  chex.assert_trees_all_close(history[-1]['w'], w.astype(np.float32), atol=1e-6)
+  chex.assert_trees_all_close(opt_state.hyperparams['learning_rate'], jnp.float32(0.001))
+
+
+def test_sgd_without_momentum():
+  cfg = _cfg(optimizer='sgd', learning_rate=0.5)
+  tx = optim.make_optimizer(cfg)
+  w0 = np.array([1.0, 2.0], np.float32)
+  g = np.array([0.2, -0.4], np.float32)
+  history, _ = _run_steps(tx, {'w': jnp.asarray(w0)}, [{'w': jnp.asarray(g)}] * 2, [0.5, 0.5])
+  chex.assert_trees_all_close(history[-1]['w'], w0 - 2 * 0.5 * g, atol=1e-6)
+
+
+def test_adam_with_coupled_weight_decay():
+  lr, wd, b1, b2, eps = 0.01, 0.1, 0.9, 0.999, 1e-8
+  tx = optim.make_optimizer(_cfg(optimizer='adam', learning_rate=lr, weight_decay=wd))
+  w0 = np.array([1.0, -2.0, 0.3], np.float32)
+  grads = [np.array([0.1, 0.25, -0.3], np.float32), np.array([-0.2, 0.05, 0.4], np.float32)]
+  history, _ = _run_steps(tx, {'w': jnp.asarray(w0)}, [{'w': jnp.asarray(g)} for g in grads],
+                          [lr, lr])
+  w = w0.astype(np.float64)
+  m = np.zeros_like(w)
+  v = np.zeros_like(w)
+  for t, g in enumerate(grads, start=1):
+    d = g + wd * w
+    m = b1 * m + (1 - b1) * d
+    v = b2 * v + (1 - b2) * d ** 2
+    w = w - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+  chex.assert_trees_all_close(history[-1]['w'], w.astype(np.float32), atol=1e-6)
+
+
+def test_make_optimizer_errors():
+  with pytest.raises(JalError, match='optimizer'):
+    optim.make_optimizer(_cfg(optimizer='rmsprop'))
+  with pytest.raises(JalError, match='learning_rate'):
+    optim.make_optimizer(_cfg(learning_rate=0.0))
+  with pytest.raises(JalError, match='learning_rate'):
+    optim.make_optimizer(_cfg(learning_rate=-0.1))
+
+
+# --------------------------------------------------------------------------- padded_batches
+
+
+def test_padded_batches_pads_the_last_batch():
+  indices = np.array([7, 3, 11, 5, 2, 9, 4, 8, 6, 1])
+  got = list(inference.padded_batches(indices, 4))
+  assert [valid for _, valid in got] == [4, 4, 2]
+  for batch, _ in got:
+    assert batch.dtype == np.int32 and batch.shape == (4,)
+  np.testing.assert_array_equal(np.concatenate([b[:v] for b, v in got]), indices)
+  np.testing.assert_array_equal(got[-1][0], [6, 1, 0, 0])
+
+
+def test_padded_batches_exact_multiple_and_small():
+  got = list(inference.padded_batches(np.arange(6), 3))
+  assert [v for _, v in got] == [3, 3]
+  np.testing.assert_array_equal(got[1][0], [3, 4, 5])
+  got = list(inference.padded_batches(np.array([42]), 8))
+  assert len(got) == 1 and got[0][1] == 1
+  np.testing.assert_array_equal(got[0][0], [42, 0, 0, 0, 0, 0, 0, 0])
+  assert list(inference.padded_batches(np.zeros(0, np.int64), 4)) == []
+
+
+# --------------------------------------------------------------------------- rng
+
+
+def _key_bits(k) -> np.ndarray:
+  return np.asarray(jax.random.key_data(k))
+
+
+def test_key_is_deterministic():
+  np.testing.assert_array_equal(_key_bits(rng.key(0, 'task_init', 3)),
+                                _key_bits(rng.key(0, 'task_init', 3)))
+  a = jax.random.uniform(rng.key(5, 'task_augment', 1, 2), (3,))
+  b = jax.random.uniform(rng.key(5, 'task_augment', 1, 2), (3,))
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_key_differs_across_seeds_purposes_and_indices():
+  keys = [
+      rng.key(0, 'task_init'),
+      rng.key(1, 'task_init'),
+      rng.key(0, 'task_augment'),
+      rng.key(0, 'task_init', 0),
+      rng.key(0, 'task_init', 1),
+      rng.key(0, 'task_init', 1, 0),
+      rng.key(0, 'task_init', 1, 2),
+      rng.key(0, 'task_init', 2, 1),
+  ]
+  bits = {_key_bits(k).tobytes() for k in keys}
+  assert len(bits) == len(keys)
+
+
+def test_numpy_rng_is_deterministic():
+  a = rng.numpy_rng(3, 'oracle', 2).integers(0, 2**31, size=8)
+  b = rng.numpy_rng(3, 'oracle', 2).integers(0, 2**31, size=8)
+  np.testing.assert_array_equal(a, b)
+
+
+def test_numpy_rng_differs_across_seeds_purposes_and_indices():
+  streams = [
+      rng.numpy_rng(0, 'oracle', 1),
+      rng.numpy_rng(1, 'oracle', 1),
+      rng.numpy_rng(0, 'task_data', 1),
+      rng.numpy_rng(0, 'oracle', 2),
+      rng.numpy_rng(0, 'oracle', 1, 2),
+      rng.numpy_rng(0, 'oracle', 2, 1),
+      rng.numpy_rng(0, 'initial_pool'),
+  ]
+  draws = {s.integers(0, 2**62, size=4).tobytes() for s in streams}
+  assert len(draws) == len(streams)
+
+
+def test_numpy_rng_trailing_zero_index_is_a_different_stream():
+  a = rng.numpy_rng(0, 'oracle').integers(0, 2**62, size=4)
+  b = rng.numpy_rng(0, 'oracle', 0).integers(0, 2**62, size=4)
+  assert not np.array_equal(a, b)

@@ -71,3 +71,19 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
   resumed = jal_main(tmp_path / 'b', *TINY, tmp_path=tmp_path)
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   assert strip_timings(read_results(tmp_path / 'b')) == strip_timings(expected)
+
+
+def test_svhn_without_data_or_network_stops_with_the_missing_data_error(tmp_path):
+  from jal.data import tfds_source
+  if tfds_source.network_available():
+    pytest.skip('this machine can reach the network: tfds would download SVHN')
+  env = dict(os.environ, JAX_PLATFORMS='cpu', JAL_DATA_DIR=str(tmp_path / 'empty'),
+             JAL_CACHE_DIR=str(tmp_path / 'cache'), TFDS_DATA_DIR=str(tmp_path / 'tfds'))
+  (tmp_path / 'empty').mkdir()
+  result = subprocess.run([sys.executable, '-m', 'jal.main', '--config', 'configs/pal_svhn.py',
+                           f'--workdir={tmp_path / "run"}'], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  assert "jal: error: dataset 'svhn_cropped' not found" in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not (tmp_path / 'run').exists()

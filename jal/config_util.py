@@ -62,6 +62,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict(dict(
       name='small_cnn', width=ml_collections.FieldReference(None, field_type=int)))
   config.train = train_config()
+  # False: each round's task model starts from the previous round's weights
+  # (checkpointed, so a resumed run is still identical).
+  config.retrain_from_scratch = True
   config.eval_batch_size = 500
   config.strategy = ml_collections.ConfigDict(dict(name='random'))
   return config

@@ -136,9 +136,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
     pool.check()
     labels = jax.device_put(pool.label_array(), on_device)
 
-    # Fit the task model, from scratch each round.
+    # Fit the task model: from scratch each round, unless the config says otherwise.
     start = time.perf_counter()
-    train_state = task_trainer.init(rng.key(config.seed, 'task_init', round_))
+    if config.retrain_from_scratch or state.task_variables is None:
+      train_state = task_trainer.init(rng.key(config.seed, 'task_init', round_))
+    else:
+      train_state = task_trainer.from_variables(state.task_variables)
     train_state, train_metrics = strategy.fit_task_model(
         task_trainer, train_state, train_images, labels, pool, epochs=config.train.epochs,
         rng=rng.numpy_rng(config.seed, 'task_data', round_),
@@ -183,7 +186,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
     }
     logging.info('round %d: %d labeled, test accuracy %.4f, train %.1fs, query %.1fs', round_,
                  record['num_labeled'], record['test_accuracy'], train_seconds, query_seconds)
-    state = checkpoint.RunState(round_ + 1, pool, state.records + [record])
+    task_variables = None if config.retrain_from_scratch else jax.device_get(task.variables)
+    state = checkpoint.RunState(round_ + 1, pool, state.records + [record], task_variables)
     ckpt.save(state)  # first the checkpoint, then what is rendered from it
     results.write_jsonl(state.records, results_path)
     results.plot_accuracy(state.records, plot_path,

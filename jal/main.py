@@ -8,6 +8,7 @@ The logic lives in `jal.experiment`, which notebooks import directly.
 
 from __future__ import annotations
 
+import logging as std_logging
 import os
 import sys
 
@@ -32,12 +33,20 @@ def default_workdir(config_arg: str, config) -> str:
   return os.path.join('runs', name, f'{config.strategy.name}-seed{config.seed}')
 
 
+class _QuietLibraries(std_logging.Filter):
+  """Drops the INFO chatter of orbax (a line per checkpoint operation)."""
+
+  def filter(self, record):
+    return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _CONFIG.value is None:
     raise app.UsageError('--config is required, e.g. --config configs/digits.py')
   logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   from jal import experiment  # after flag parsing: keeps --help fast
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(

@@ -91,6 +91,7 @@ class Trainer:
     self.batch_sharding = sharding.batch_sharded(self.mesh)
     sharding.check_batch_size(self.train_config.batch_size, self.mesh, 'batch_size')
     self._init = jax.jit(self._init_impl, out_shardings=self._replicated)
+    self._init_optimizer = jax.jit(self.tx.init, out_shardings=self._replicated)
     self.train_step = jax.jit(self._train_step_impl, donate_argnums=(0,))
     self._predict = {}
 
@@ -108,12 +109,17 @@ class Trainer:
     """A fresh state: parameters drawn with ``key``, optimiser state zero."""
     return self._init(key)
 
-  def restart_optimizer(self, state: TrainState) -> TrainState:
-    """The same network with a fresh optimiser state (for fine-tuning a copy)."""
-    params = jax.tree.map(jnp.copy, state.params)
+  def from_variables(self, variables: dict[str, Any]) -> TrainState:
+    """A state holding a copy of ``variables`` and a fresh optimiser state.
+
+    Used to fine-tune a copy of a network (PAL's ``g'``) and to warm-start the
+    task model from the previous round.
+    """
+    variables = jax.device_put(variables, self._replicated)
+    params = jax.tree.map(jnp.copy, variables['params'])
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=jax.tree.map(jnp.copy, state.batch_stats),
-                      opt_state=jax.jit(self.tx.init, out_shardings=self._replicated)(params))
+                      batch_stats=jax.tree.map(jnp.copy, variables.get('batch_stats', {})),
+                      opt_state=self._init_optimizer(params))
 
   # -- the compiled train step --------------------------------------------------
 

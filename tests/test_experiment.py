@@ -64,8 +64,10 @@ def test_entropy_runs(tmp_path):
   assert [r['num_labeled'] for r in records] == [30, 50]
 
 
-def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
-  config = tiny_config('pal', num_rounds=3)
+@pytest.mark.parametrize('strategy, from_scratch', [('pal', True), ('entropy', False)])
+def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch, strategy,
+                                                     from_scratch):
+  config = tiny_config(strategy, num_rounds=3, retrain_from_scratch=from_scratch)
   expected = experiment.run(config, str(tmp_path / 'a'))
 
   saves = []
@@ -87,6 +89,14 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
   b = checkpoint.Checkpointer(str(tmp_path / 'b' / 'checkpoints')).latest()
   np.testing.assert_array_equal(a.pool.labeled, b.pool.labeled)
   np.testing.assert_array_equal(a.pool.oracle_labels, b.pool.oracle_labels)
+  assert (a.task_variables is None) == from_scratch
+
+
+def test_warm_start_differs_from_scratch(tmp_path):
+  scratch = experiment.run(tiny_config('random'), str(tmp_path / 'a'))
+  warm = experiment.run(tiny_config('random', retrain_from_scratch=False), str(tmp_path / 'b'))
+  assert scratch[0]['test_nll'] == warm[0]['test_nll']  # round 0 starts from the same init
+  assert scratch[1]['test_nll'] != warm[1]['test_nll']
 
 
 def test_finished_run_is_not_rerun(tmp_path, trainers):

@@ -40,28 +40,15 @@ class ClassifierHead(nn.Module):
         name='fc')(features.pooled.astype(jnp.float32))
 
 
-class RotationHead(nn.Module):
+class RotationHead(ClassifierHead):
   """The rotation pretext head of PAL (Bhatnagar et al. 2020).
 
   A linear layer on the pooled features that predicts by how much the input
-  was rotated: class ``k`` means ``k * 90`` degrees, for ``k`` in 0..3.
+  was rotated: class ``k`` means ``k * 90`` degrees, for ``k`` in 0..3. It
+  returns float32 logits with shape ``[B, 4]``.
   """
 
-  @nn.compact
-  def __call__(self, features: Features, train: bool = False) -> jax.Array:
-    """Computes rotation logits.
-
-    Args:
-      features: the backbone's output; reads ``features.pooled`` ``[B, D]``.
-      train: unused (every head takes it).
-
-    Returns:
-      float32 logits with shape ``[B, 4]`` over 0/90/180/270 degrees.
-    """
-    del train
-    return nn.Dense(
-        4, dtype=jnp.float32, param_dtype=jnp.float32,
-        name='fc')(features.pooled.astype(jnp.float32))
+  num_classes: int = 4
 
 
 class MultiHeadNet(nn.Module):

@@ -135,7 +135,7 @@ class Strategy(base.Strategy):
 
     # Sub-queries (Sec. 3.3): g' starts as a copy of the rotation network and
     # is fine-tuned on everything chosen so far before each later sub-query.
-    finetuned = self.finetuner.restart_optimizer(state)
+    finetuned = self.finetuner.from_variables(state.variables)
     available = np.ones(ctx.candidates.size, bool)
     chosen: list[np.ndarray] = []
     score = novelty

@@ -107,23 +107,23 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
     JalError: for bad config, data or work directory, before anything is
       written (a bad work directory) or without losing finished rounds.
   """
+  # Everything that can reject the config comes before the work directory is touched.
   strategy_cls = strategies.get(config.strategy.name)
   dataset = load_dataset(config)
   initial_size, budget = check_config(config, dataset)
-  workdir_lib.prepare(workdir, config, overwrite)
-  results_path = os.path.join(workdir, 'results.jsonl')
-  plot_path = os.path.join(workdir, 'accuracy.png')
-
   mesh = sharding.make_mesh()
-  on_device = sharding.replicated(mesh)
-  train_images = jax.device_put(dataset.train_images, on_device)
-  test_images = jax.device_put(dataset.test_images, on_device)
-
   strategy = strategy_cls(config, dataset, mesh)
   task_model = MultiHeadNet(get_backbone(config.model.name, width=config.model.get('width')),
                             strategy.task_heads(dataset.num_classes))
   task_trainer = training.Trainer(task_model, config.train, strategy.task_loss, dataset.mean,
                                   dataset.std, dataset.flip, mesh, dataset.image_shape)
+  workdir_lib.prepare(workdir, config, overwrite)
+  results_path = os.path.join(workdir, 'results.jsonl')
+  plot_path = os.path.join(workdir, 'accuracy.png')
+
+  on_device = sharding.replicated(mesh)
+  train_images = jax.device_put(dataset.train_images, on_device)
+  test_images = jax.device_put(dataset.test_images, on_device)
 
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
   state = ckpt.latest() or initial_state(config, dataset, initial_size)

@@ -12,6 +12,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jal.errors import JalError
+
 
 def make_mesh(devices=None) -> Mesh:
   """A 1-D mesh named ``'data'`` over ``devices`` (default: all local devices)."""
@@ -29,7 +31,6 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
 
 def check_batch_size(batch_size: int, mesh: Mesh, what: str) -> None:
   """Raises a one-line error if ``batch_size`` does not split over the mesh."""
-  from jal.errors import JalError
   n = mesh.devices.size
   if batch_size % n:
     raise JalError(f'{what}={batch_size} must be a multiple of the {n} devices; '

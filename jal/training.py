@@ -25,6 +25,7 @@ import optax
 from flax import struct
 
 from jal import augment, inference, optim, sharding
+from jal.errors import JalError
 from jal.progress import Progress
 
 # loss_fn(apply_fn, variables, images, labels, mask, key) ->
@@ -85,6 +86,9 @@ class Trainer:
   image_shape: tuple[int, int, int]
 
   def __post_init__(self):
+    if self.train_config.batch_size < 1 or self.train_config.epochs < 0:
+      raise JalError(f'batch_size={self.train_config.batch_size} and epochs='
+                     f'{self.train_config.epochs} must be at least 1 and 0')
     self.tx = optim.make_optimizer(self.train_config)
     self.trace_counts = {'train_step': 0, 'predict': 0}
     self._replicated = sharding.replicated(self.mesh)
@@ -234,7 +238,6 @@ def fit(trainer: Trainer, state: TrainState, images: jax.Array, labels: jax.Arra
     metrics = jax.device_get(jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *epoch_metrics))
     metrics = {k: float(v) for k, v in metrics.items()}
     if not all(np.isfinite(v) for v in metrics.values()):
-      from jal.errors import JalError
       raise JalError(f'{description}: a loss became {metrics} in epoch {epoch + 1}; lower the '
                      'learning rate (finished rounds are kept in the work directory)')
     progress.update(epoch + 1, f"loss {metrics.get('loss', float('nan')):.3f}",

@@ -140,11 +140,14 @@ def test_workdir_of_another_config_is_refused(tmp_path):
     ({'initial_pool.exclude_classes': (12,)}, 'exclude_classes has \\[12\\]'),
     ({'dataset.name': 'imagenet'}, 'imagenet'),
     ({'train.optimizer': 'rmsprop'}, "optimizer 'rmsprop' is unknown"),
+    ({'strategy.scoring_model.name': 'resnet50'}, 'resnet50'),
+    ({'strategy.finetune.batch_size': 0}, 'batch_size=0'),
 ])
 def test_bad_config_gives_one_line_error(tmp_path, overrides, message):
   with pytest.raises(JalError, match=message) as info:
-    experiment.run(tiny_config('random', **overrides), str(tmp_path / 'run'))
+    experiment.run(tiny_config('pal', **overrides), str(tmp_path / 'run'))
   assert '\n' not in str(info.value)
+  assert not (tmp_path / 'run').exists()  # a fixed config can then run in the same place
 
 
 def test_corrupt_image_in_a_zip(tmp_path):
@@ -181,3 +184,23 @@ def test_real_cifar10_smoke(tmp_path, monkeypatch):
   assert records[0]['dataset'] == 'cifar10'
   # Well above chance (10%) after a few epochs on 500 labels.
   assert records[-1]['test_accuracy'] > 0.2
+
+
+def test_diverging_loss_stops_with_a_clear_error_and_keeps_finished_rounds(tmp_path,
+                                                                            monkeypatch):
+  config = tiny_config('random', num_rounds=3)
+  original = experiment.training.fit
+  calls = []
+
+  def fit_that_diverges_in_round_1(trainer, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:  # the second fit: round 1's task model
+      trainer.train_config.learning_rate = 1e30
+    return original(trainer, *args, **kwargs)
+
+  monkeypatch.setattr(experiment.training, 'fit', fit_that_diverges_in_round_1)
+  with pytest.raises(JalError, match='loss became') as info:
+    experiment.run(config, str(tmp_path))
+  assert '\n' not in str(info.value)
+  kept = [json.loads(line) for line in open(tmp_path / 'results.jsonl')]
+  assert [r['round'] for r in kept] == [0]

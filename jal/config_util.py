@@ -73,7 +73,7 @@ def base_config() -> ml_collections.ConfigDict:
 def pal_strategy(**overrides) -> ml_collections.ConfigDict:
   """PAL's hyperparameters (paper 000): lambda1 = lambda2 = 1, ResNet-18 scorer."""
   cfg = ml_collections.ConfigDict(dict(
-      name='pal', lambda1=1.0, lambda2=1.0, num_subqueries=5,
+      name='pal', lambda1=1.0, lambda2=1.0, num_subqueries=5, finetune_scope='network',
       scoring_model=dict(name='resnet18', width=ml_collections.FieldReference(None, field_type=int)),
       scoring_train=train_config(learning_rate=0.01, lr_schedule='constant'),
       finetune=train_config(learning_rate=0.01, epochs=5, lr_schedule='constant')))

@@ -75,6 +75,9 @@ class Trainer:
     flip: whether training flips images horizontally at random.
     mesh: the ``('data',)`` device mesh.
     image_shape: ``(H, W, C)`` of the inputs.
+    trainable: optional function from the top-level parameter name (e.g.
+      ``'backbone'``, ``'heads_rotation'``) to whether it is updated; frozen
+      parameters get no update at all (weight decay included). None: all.
   """
   model: nn.Module
   train_config: ml_collections.ConfigDict
@@ -84,6 +87,7 @@ class Trainer:
   flip: bool
   mesh: jax.sharding.Mesh
   image_shape: tuple[int, int, int]
+  trainable: Callable[[str], bool] | None = None
 
   def __post_init__(self):
     if self.train_config.batch_size < 1 or self.train_config.epochs < 0:
@@ -143,6 +147,9 @@ class Trainer:
     opt_state = state.opt_state
     opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, 'learning_rate': lr})
     updates, opt_state = self.tx.update(grads, opt_state, state.params)
+    if self.trainable is not None:
+      updates = {name: u if self.trainable(name) else jax.tree.map(jnp.zeros_like, u)
+                 for name, u in updates.items()}
     params = optax.apply_updates(state.params, updates)
     new_state = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats,
                            opt_state=opt_state)

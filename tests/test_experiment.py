@@ -204,3 +204,32 @@ def test_diverging_loss_stops_with_a_clear_error_and_keeps_finished_rounds(tmp_p
   assert '\n' not in str(info.value)
   kept = [json.loads(line) for line in open(tmp_path / 'results.jsonl')]
   assert [r['round'] for r in kept] == [0]
+
+
+def test_pal_finetune_scope_head_trains_only_the_rotation_head():
+  import jax
+  from jal import rng as rng_lib, sharding
+  from jal.strategies import pal
+  config = tiny_config('pal', **{'strategy.finetune_scope': 'head'})
+  dataset = experiment.load_dataset(config)
+  strategy = pal.Strategy(config, dataset, sharding.make_mesh())
+  images = jax.device_put(dataset.train_images)
+  labels = jax.device_put(dataset.train_labels)
+  state = strategy.scorer.init(jax.random.key(0))
+  before = jax.device_get(state.variables)
+  tuned, _ = training.fit(strategy.finetuner, strategy.finetuner.from_variables(before), images,
+                          labels, np.arange(40), epochs=2, rng=rng_lib.numpy_rng(0, 't'),
+                          key=jax.random.key(1))
+  after = jax.device_get(tuned.variables)
+  for name in ('backbone', 'heads_classifier'):
+    for a, b in zip(jax.tree.leaves(before['params'][name]), jax.tree.leaves(after['params'][name])):
+      np.testing.assert_array_equal(a, b)
+  for a, b in zip(jax.tree.leaves(before['batch_stats']), jax.tree.leaves(after['batch_stats'])):
+    np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(before['params']['heads_rotation']['fc']['kernel'],
+                            after['params']['heads_rotation']['fc']['kernel'])
+
+
+def test_unknown_finetune_scope(tmp_path):
+  with pytest.raises(JalError, match="finetune_scope='x' is unknown"):
+    experiment.run(tiny_config('pal', **{'strategy.finetune_scope': 'x'}), str(tmp_path))

@@ -15,8 +15,14 @@ over from one sub-query to the next (``phi' = phi`` once, before the loop).
 
 Ranking: the highest S is queried (see `jal.acquisition.pal`).
 
+What ``g'`` is, is ambiguous in the paper: Algorithm 1 updates all of ``phi``
+(for a shared backbone: the backbone and the rotation head), while the
+introduction says "we tune only the self-supervision head". jal defaults to
+Algorithm 1 (``finetune_scope='network'``); ``finetune_scope='head'`` freezes
+the backbone and its batch-norm statistics and trains only the rotation head.
+
 Config (``config.strategy``): ``lambda1``, ``lambda2``, ``num_subqueries``
-(K), ``scoring_model`` (``name``, ``width``), ``scoring_train`` (optimiser,
+(K), ``finetune_scope`` (``'network'`` or ``'head'``), ``scoring_model`` (``name``, ``width``), ``scoring_train`` (optimiser,
 ``epochs``, ``batch_size``, ...), ``finetune`` (the same keys, for ``g'``).
 """
 
@@ -31,6 +37,7 @@ import optax
 
 from jal import augment, inference, selection, training
 from jal.acquisition import pal as pal_scores
+from jal.errors import JalError
 from jal.models import ClassifierHead, MultiHeadNet, RotationHead, get_backbone
 from jal.strategies import base
 
@@ -76,6 +83,15 @@ def pretext_loss(apply_fn, variables, images, labels, mask, key):
   return loss, (new_state['batch_stats'], {'loss': loss})
 
 
+def pretext_loss_frozen_backbone(apply_fn, variables, images, labels, mask, key):
+  """`pretext_loss` with the backbone in inference mode (``finetune_scope='head'``)."""
+  del labels, key
+  x, rotation_labels = _rotation_batch(images)
+  outputs = apply_fn(variables, x, train=False)
+  loss = _rotation_loss(outputs, rotation_labels, mask)
+  return loss, (variables['batch_stats'], {'loss': loss})
+
+
 def score_batch(model, mean, std, variables, images, idx):
   """``(S_S, S_C)`` of a batch, its four rotations scored in one vmapped call.
 
@@ -114,7 +130,19 @@ class Strategy(base.Strategy):
     common = dict(model=self.model, mean=dataset.mean, std=dataset.std, flip=dataset.flip,
                   mesh=mesh, image_shape=dataset.image_shape)
     self.scorer = training.Trainer(train_config=cfg.scoring_train, loss_fn=scoring_loss, **common)
-    self.finetuner = training.Trainer(train_config=cfg.finetune, loss_fn=pretext_loss, **common)
+    scope = cfg.get('finetune_scope', 'network')
+    if scope == 'network':
+      # g' is the rotation network: the backbone and the rotation head.
+      self.finetuner = training.Trainer(train_config=cfg.finetune, loss_fn=pretext_loss,
+                                        trainable=lambda name: name != 'heads_classifier',
+                                        **common)
+    elif scope == 'head':
+      self.finetuner = training.Trainer(train_config=cfg.finetune,
+                                        loss_fn=pretext_loss_frozen_backbone,
+                                        trainable=lambda name: name == 'heads_rotation', **common)
+    else:
+      raise JalError(f"config.strategy.finetune_scope='{scope}' is unknown; use 'network' "
+                     "(Algorithm 1) or 'head' (rotation head only)")
     self.score_batch = jax.jit(functools.partial(score_batch, self.model, dataset.mean,
                                                  dataset.std))
     self.score_batch_size = config.eval_batch_size

@@ -40,6 +40,19 @@ class _QuietLibraries(std_logging.Filter):
     return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
 
 
+def _use_compilation_cache() -> None:
+  """Keeps compiled XLA programs on disk, so a resumed or repeated run starts fast.
+
+  Under ``$JAL_CACHE_DIR/xla`` (default ``~/.cache/jal/xla``) unless the user
+  set ``JAX_COMPILATION_CACHE_DIR``.
+  """
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+    return
+  import jax
+  from jal.data import cache
+  jax.config.update('jax_compilation_cache_dir', os.path.join(cache.default_cache_dir(), 'xla'))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -47,6 +60,7 @@ def main(argv):
     raise app.UsageError('--config is required, e.g. --config configs/digits.py')
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  _use_compilation_cache()
   from jal import experiment  # after flag parsing: keeps --help fast
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(

@@ -11,6 +11,22 @@ from jal import config_util, progress
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def pytest_configure(config):
+  """One persistent XLA compilation cache for the session and its subprocesses.
+
+  Every experiment.run builds new Trainers, so identical programs would be
+  compiled again and again; the cache is keyed by the program, not the Python
+  function, and cuts the suite's compile time.
+  """
+  import tempfile
+  import jax
+  cache = os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
+                                tempfile.mkdtemp(prefix='jal-test-xla-cache-'))
+  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+  jax.config.update('jax_compilation_cache_dir', cache)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+
+
 def tiny_config(strategy: str = 'pal', **overrides):
   """PAL on 300 digits, 2 rounds, width-4 CNNs: a full round in about a second."""
   config = config_util.base_config()

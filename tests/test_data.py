@@ -14,9 +14,11 @@ from PIL import Image
 
 from jal import data as jd
 from jal.data import cache
+from jal.data import idx
 from jal.data import local
 from jal.data import sources
 from jal.data import tfds_source
+from jal.data.dataset import Arrays
 from jal.errors import JalError
 
 
@@ -97,8 +99,8 @@ def test_idx_roundtrip(tmp_path, gz):
   write_idx(tmp_path / "imgs", images, gz)
   write_idx(tmp_path / "lbls", labels, gz)
   suffix = ".gz" if gz else ""
-  got_images = local.read_idx(str(tmp_path / "imgs") + suffix)
-  got_labels = local.read_idx(str(tmp_path / "lbls") + suffix)
+  got_images = idx.read_idx(str(tmp_path / "imgs") + suffix)
+  got_labels = idx.read_idx(str(tmp_path / "lbls") + suffix)
   assert got_images.dtype == np.uint8 and got_images.shape == (7, 4, 3)
   np.testing.assert_array_equal(got_images, images)
   np.testing.assert_array_equal(got_labels, labels)
@@ -108,11 +110,11 @@ def test_idx_bad_magic_and_truncated(tmp_path):
   bad = tmp_path / "bad"
   bad.write_bytes(b"\x12\x34\x08\x01" + struct.pack(">I", 2) + b"\x00\x01")
   with pytest.raises(JalError, match="bad magic"):
-    local.read_idx(str(bad))
+    idx.read_idx(str(bad))
   short = tmp_path / "short"
   short.write_bytes(struct.pack(">BBBB", 0, 0, 8, 1) + struct.pack(">I", 5) + b"\x00\x01")
   with pytest.raises(JalError, match="truncated"):
-    local.read_idx(str(short))
+    idx.read_idx(str(short))
 
 
 def test_mnist_from_local_idx(tmp_path):
@@ -308,7 +310,7 @@ def test_svhn_via_tfds_mock(tmp_path, monkeypatch):
 
 
 def test_tfds_drops_caltech_background():
-  arrays = local.Arrays(
+  arrays = Arrays(
       train_images=np.arange(4, dtype=np.uint8).reshape(4, 1, 1, 1),
       train_labels=np.array([0, 1, 2, 1], np.int32),
       test_images=np.zeros((2, 1, 1, 1), np.uint8),

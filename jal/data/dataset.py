@@ -8,6 +8,25 @@ import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
+class Arrays:
+  """Decoded splits, as a reader returns them, before they become a `Dataset`.
+
+  Attributes:
+    train_images: uint8 ``[N, H, W, C]``.
+    train_labels: int32 ``[N]``.
+    test_images: uint8 ``[M, H, W, C]``.
+    test_labels: int32 ``[M]``.
+    class_names: one name per class, in label order.
+  """
+
+  train_images: np.ndarray
+  train_labels: np.ndarray
+  test_images: np.ndarray
+  test_labels: np.ndarray
+  class_names: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class Dataset:
   """A labelled image classification dataset held as uint8 arrays.
 

@@ -15,10 +15,10 @@ import os
 import numpy as np
 
 from jal.data import cache
+from jal.data import idx
 from jal.data import local
 from jal.data import tfds_source
-from jal.data.dataset import Dataset, channel_stats
-from jal.data.local import Arrays
+from jal.data.dataset import Arrays, Dataset, channel_stats
 from jal.errors import JalError
 
 # Whether a horizontal flip preserves the label.
@@ -142,7 +142,7 @@ def _read_local(name: str, source: str, image_size: int | None, split_seed: int)
     if not os.path.isdir(source):
       raise JalError(f"local copy of {name} at {source} must be a folder of IDX files "
                      "(train-images-idx3-ubyte[.gz], ...)")
-    return local.read_idx_dir(source)
+    return idx.read_idx_dir(source)
   exclude = ("BACKGROUND_Google",) if name == "caltech101" else ()
   mode = "RGB" if name in _RGB else None
   return local.read_image_folder(source, image_size=image_size, split_seed=split_seed,

@@ -26,7 +26,7 @@ import threading
 import numpy as np
 
 from jal.data import local
-from jal.data.local import Arrays
+from jal.data.dataset import Arrays
 
 # Probed before letting tfds download anything (see the module docstring).
 CONNECTIVITY_HOST = ("storage.googleapis.com", 443)

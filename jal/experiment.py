@@ -91,7 +91,8 @@ def _log_probabilities(outputs):
 # ------------------------------------------------------------------ loop ----
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False) -> list[dict]:
+def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False,
+        rounds: int | None = None) -> list[dict]:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``.
 
   Args:
@@ -99,6 +100,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
     workdir: where the config, checkpoints, ``results.jsonl`` and
       ``accuracy.png`` go.
     overwrite: delete a run already in ``workdir`` instead of resuming it.
+    rounds: stop after this many more rounds (None: run to the end); the
+      next call resumes, so a notebook can run one round per cell.
 
   Returns:
     One record per finished round (what ``results.jsonl`` holds).
@@ -131,7 +134,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
     logging.info('resuming %s after round %d', workdir, state.next_round - 1)
   results.write_jsonl(state.records, results_path)
 
-  for round_ in range(state.next_round, config.num_rounds):
+  last_round = config.num_rounds if rounds is None else min(config.num_rounds,
+                                                              state.next_round + rounds)
+  for round_ in range(state.next_round, last_round):
     pool = state.pool
     pool.check()
     labels = jax.device_put(pool.label_array(), on_device)

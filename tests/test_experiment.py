@@ -99,6 +99,14 @@ def test_warm_start_differs_from_scratch(tmp_path):
   assert scratch[1]['test_nll'] != warm[1]['test_nll']
 
 
+def test_one_round_per_call_equals_one_call(tmp_path):
+  config = tiny_config('random', num_rounds=3)
+  expected = experiment.run(config, str(tmp_path / 'a'))
+  assert len(experiment.run(config, str(tmp_path / 'b'), rounds=1)) == 1
+  assert len(experiment.run(config, str(tmp_path / 'b'), rounds=1)) == 2
+  assert strip_timings(experiment.run(config, str(tmp_path / 'b'))) == strip_timings(expected)
+
+
 def test_finished_run_is_not_rerun(tmp_path, trainers):
   config = tiny_config('random')
   first = experiment.run(config, str(tmp_path))

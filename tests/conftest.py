@@ -20,11 +20,20 @@ def pytest_configure(config):
   """
   import tempfile
   import jax
-  cache = os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
-                                tempfile.mkdtemp(prefix='jal-test-xla-cache-'))
+  if not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+    os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='jal-test-xla-cache-')
+    config._jal_made_cache = os.environ['JAX_COMPILATION_CACHE_DIR']
+  cache = os.environ['JAX_COMPILATION_CACHE_DIR']
   os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
   jax.config.update('jax_compilation_cache_dir', cache)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+
+
+def pytest_unconfigure(config):
+  import shutil
+  made = getattr(config, '_jal_made_cache', None)
+  if made:
+    shutil.rmtree(made, ignore_errors=True)
 
 
 def tiny_config(strategy: str = 'pal', **overrides):

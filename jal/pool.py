@@ -8,6 +8,7 @@ they were labeled, and the label the oracle returned for each.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Sequence
 
 import numpy as np
@@ -30,9 +31,10 @@ def resolve_count(value: float, num_train: int, what: str) -> int:
     JalError: if ``value`` is not positive, is a non-integer above 1, or
       exceeds ``num_train``.
   """
-  if value is None or not np.isfinite(value) or value <= 0:
+  not_finite = isinstance(value, float) and not math.isfinite(value)
+  if value is None or not_finite or value <= 0:
     shown = f'{value:g}' if isinstance(value, (int, float)) else repr(value)
-    raise JalError(f'{what}={shown} must be positive: a count, or a fraction of the '
+    raise JalError(f'{what}={shown} must be positive and finite: a count, or a fraction of the '
                    f'{num_train} train examples when below 1')
   if value < 1:
     return max(1, int(round(value * num_train)))

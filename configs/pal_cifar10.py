@@ -20,10 +20,4 @@ from jal import config_util
 
 
 def get_config(arg=None):
-  arg = config_util.parse_arg(arg, runlocal=False, noisy=False, biased=False)
-  config = config_util.pal_protocol('cifar10', arg.runlocal)
-  if arg.noisy:
-    config.oracle.noise_rate = 0.2
-  if arg.biased:
-    config.initial_pool.exclude_classes = (0, 1)
-  return config
+  return config_util.pal_protocol('cifar10', arg)

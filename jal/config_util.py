@@ -81,7 +81,7 @@ def pal_strategy(**overrides) -> ml_collections.ConfigDict:
   return cfg
 
 
-def pal_protocol(dataset: str, runlocal: bool) -> ml_collections.ConfigDict:
+def pal_protocol(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
   """PAL's classification protocol (paper 000, Sec. 4 and Table 2).
 
   10% initial pool, +5% per round up to 30% (5 rounds), task model VGG-16,
@@ -90,11 +90,14 @@ def pal_protocol(dataset: str, runlocal: bool) -> ml_collections.ConfigDict:
   The paper does not give K or the fine-tuning epochs of g': jal uses K = 5
   and 5 epochs (lr 0.01).
 
-  ``runlocal`` keeps the real dataset but shrinks it to a 10,000-image pool
+  Variants in ``arg``: ``noisy`` (20% of the oracle's labels wrong, Sec.
+  4.2), ``biased`` (classes 0 and 1 absent from the initial pool, Sec. 4.3),
+  and ``runlocal``, which keeps the real dataset but shrinks it to a 10,000-image pool
   (stratified) and a 2,000-image test split, 1,000 initial + 500 per round for
   3 rounds, a small CNN task model, a width-8 ResNet-18 scorer, and fewer
   epochs, so a round takes about a minute on 2 CPU cores.
   """
+  arg = parse_arg(arg, runlocal=False, noisy=False, biased=False)
   config = base_config()
   config.dataset.name = dataset
   config.initial_pool.size = 0.1
@@ -103,7 +106,11 @@ def pal_protocol(dataset: str, runlocal: bool) -> ml_collections.ConfigDict:
   config.model.name = 'vgg16'
   config.train = train_config(learning_rate=0.01, epochs=100, batch_size=64)
   config.strategy = pal_strategy()
-  if runlocal:
+  if arg.noisy:
+    config.oracle.noise_rate = 0.2
+  if arg.biased:
+    config.initial_pool.exclude_classes = (0, 1)
+  if arg.runlocal:
     config.dataset.max_train = 10_000
     config.dataset.max_test = 2_000
     config.initial_pool.size = 1_000

@@ -26,11 +26,6 @@ def write_jsonl(records: list[dict], path: str) -> None:
   _atomic_write(path, write)
 
 
-def read_jsonl(path: str) -> list[dict]:
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
 def plot_accuracy(records: list[dict], path: str, title: str) -> None:
   """Test accuracy against the number of labels, one line per strategy, to PNG."""
   fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)

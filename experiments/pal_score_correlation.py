@@ -46,8 +46,7 @@ def main(argv):
   scorer = strategy.scorer.init(rng.key(config.seed, 'pal_scoring_init', 0))
   scorer, metrics = training.fit(
       strategy.scorer, scorer, images, labels, state.pool.labeled,
-      epochs=config.strategy.scoring_train.epochs, rng=rng.numpy_rng(config.seed, 'data', 0),
-      key=rng.key(config.seed, 'augment', 0))
+      epochs=config.strategy.scoring_train.epochs, key=rng.key(config.seed, 'train', 0))
   unlabeled = state.pool.unlabeled
   s_s, s_c = inference.map_batches(strategy.score_batch, (scorer.variables, images),
                                        unlabeled, config.eval_batch_size,

@@ -40,7 +40,10 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
   cfg = ml_collections.ConfigDict(dict(
       optimizer='sgd', learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
       lr_schedule='constant', lr_milestones=(), lr_decay=0.1,
-      epochs=100, batch_size=64, crop_pad=4, flip=True))
+      epochs=100, batch_size=64, crop_pad=4, flip=True,
+      # None: one compiled loop per epoch on GPU/TPU, a host loop of compiled
+      # steps on CPU (see jal.training.Trainer).
+      compiled_epochs=None))
   cfg.update(overrides)
   return cfg
 
@@ -59,8 +62,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.budget = 0.05
   config.num_rounds = 5
   config.oracle = ml_collections.ConfigDict(dict(noise_rate=0.0))
+  # dtype: the compute dtype, 'float32' or 'bfloat16' (mixed precision with
+  # float32 parameters).
   config.model = ml_collections.ConfigDict(dict(
-      name='small_cnn', width=ml_collections.FieldReference(None, field_type=int)))
+      name='small_cnn', width=ml_collections.FieldReference(None, field_type=int),
+      dtype='float32'))
   config.train = train_config()
   # False: each round's task model starts from the previous round's weights
   # (checkpointed, so a resumed run is still identical).
@@ -74,7 +80,8 @@ def pal_strategy(**overrides) -> ml_collections.ConfigDict:
   """PAL's hyperparameters (paper 000): lambda1 = lambda2 = 1, ResNet-18 scorer."""
   cfg = ml_collections.ConfigDict(dict(
       name='pal', lambda1=1.0, lambda2=1.0, num_subqueries=5, finetune_scope='network',
-      scoring_model=dict(name='resnet18', width=ml_collections.FieldReference(None, field_type=int)),
+      scoring_model=dict(name='resnet18', dtype='float32',
+                         width=ml_collections.FieldReference(None, field_type=int)),
       scoring_train=train_config(learning_rate=0.01, lr_schedule='constant'),
       finetune=train_config(learning_rate=0.01, epochs=5, lr_schedule='constant')))
   cfg.update(overrides)

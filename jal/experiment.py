@@ -116,7 +116,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
   initial_size, budget = check_config(config, dataset)
   mesh = sharding.make_mesh()
   strategy = strategy_cls(config, dataset, mesh)
-  task_model = MultiHeadNet(get_backbone(config.model.name, width=config.model.get('width')),
+  task_model = MultiHeadNet(get_backbone(config.model.name, width=config.model.get('width'),
+                                         dtype=config.model.get('dtype', 'float32')),
                             strategy.task_heads(dataset.num_classes))
   task_trainer = training.Trainer(task_model, config.train, strategy.task_loss, dataset.mean,
                                   dataset.std, dataset.flip, mesh, dataset.image_shape)
@@ -149,8 +150,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
       train_state = task_trainer.from_variables(state.task_variables)
     train_state, train_metrics = strategy.fit_task_model(
         task_trainer, train_state, train_images, labels, pool, epochs=config.train.epochs,
-        rng=rng.numpy_rng(config.seed, 'task_data', round_),
-        key=rng.key(config.seed, 'task_augment', round_),
+        key=rng.key(config.seed, 'task_train', round_),
         description=f'round {round_} task model ({pool.num_labeled} labeled)')
     task = TaskModel(task_trainer, train_state.variables, config.eval_batch_size)
     train_seconds = time.perf_counter() - start

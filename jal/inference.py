@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 import jax
-import jax.numpy as jnp
+from jax.experimental import multihost_utils
 import numpy as np
 
 
@@ -49,11 +49,16 @@ def map_batches(fn: Callable[..., Any], args: tuple, indices: np.ndarray, batch_
   Returns:
     The pytree of NumPy arrays with leading axis ``n``.
   """
-  outputs = []
-  for batch, valid in padded_batches(indices, batch_size):
-    out = fn(*args, jax.device_put(batch, sharding))
-    outputs.append(jax.tree.map(lambda x, v=valid: x[:v], out) if valid < batch_size else out)
-  if not outputs:
+  indices = np.asarray(indices)
+  if indices.size == 0:
     raise ValueError('map_batches over an empty index array')
-  stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
-  return jax.device_get(stacked)
+  outputs = [fn(*args, jax.device_put(batch, sharding))
+             for batch, _ in padded_batches(indices, batch_size)]
+  # Fetched once at the end (dispatch stays asynchronous until then), joined
+  # and cut to ``n`` on the host. With several processes (multi-host) each
+  # holds only its devices' part of a batch: gather them all.
+  if jax.process_count() > 1:
+    outputs = multihost_utils.process_allgather(outputs, tiled=True)
+  else:
+    outputs = jax.device_get(outputs)
+  return jax.tree.map(lambda *xs: np.concatenate(xs)[:indices.shape[0]], *outputs)

@@ -20,17 +20,29 @@ def _purpose_id(purpose: str) -> int:
 def key(seed: int, purpose: str, *indices: int) -> jax.Array:
   """A JAX PRNG key for one purpose (e.g. ``'task_init'``), folded with indices.
 
+  Equal to ``fold_in(... fold_in(jax.random.key(seed), id(purpose)) ...,
+  indices[-1])``, built from one explicit host-to-device transfer, so key
+  creation is allowed under ``jax.transfer_guard('disallow')``.
+
   Args:
-    seed: the experiment's ``config.seed``.
+    seed: the experiment's ``config.seed``, ``0 <= seed < 2**32``.
     purpose: a name that separates streams that must not be correlated.
-    *indices: e.g. the round number, then a step or sub-query number.
+    *indices: e.g. the round number, then a step or sub-query number; each
+      ``0 <= i < 2**32``.
 
   Returns:
-    A typed PRNG key (``jax.random.key``).
+    A typed threefry PRNG key.
   """
-  k = jax.random.fold_in(jax.random.key(seed), _purpose_id(purpose))
-  for i in indices:
-    k = jax.random.fold_in(k, i)
+  # jax.random.key(seed) holds the words (seed >> 32, seed & 0xFFFFFFFF).
+  words = np.array([seed >> 32, seed & 0xFFFFFFFF, _purpose_id(purpose), *indices], np.uint32)
+  return _fold_words(jax.device_put(words))
+
+
+@jax.jit
+def _fold_words(words: jax.Array) -> jax.Array:
+  k = jax.random.wrap_key_data(words[:2], impl='threefry2x32')
+  for i in range(2, words.shape[0]):
+    k = jax.random.fold_in(k, words[i])
   return k
 
 

@@ -4,15 +4,17 @@ A `Trainer` binds a model, an optimiser and a loss once per experiment; its
 train step and predict functions are compiled once and reused in every round
 (the pool grows, the shapes do not). `fit` is the thin host loop over epochs.
 
-Inside the train step the uint8 images are gathered by index from the
-device-resident dataset, augmented and normalised, so the host only sends
-``[batch]`` index arrays.
+A whole epoch is one compiled loop (``lax.fori_loop`` over batches, with a
+trip count that is a traced value, so a growing pool does not recompile): it
+shuffles the pool's indices on the device, gathers each batch's uint8 images
+by index from the device-resident dataset, augments and normalises them, and
+updates. The host sends the pool's indices once per `fit` and a learning rate
+per epoch, and reads back only the epoch's metrics.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Any, Callable
 
@@ -78,6 +80,12 @@ class Trainer:
     trainable: optional function from the top-level parameter name (e.g.
       ``'backbone'``, ``'heads_rotation'``) to whether it is updated; frozen
       parameters get no update at all (weight decay included). None: all.
+
+  ``train_config.compiled_epochs`` chooses how an epoch runs: as one compiled
+  loop (True) or as a host loop over a compiled step (False); None (default)
+  picks True on GPU/TPU and False on CPU, where XLA runs convolutions in loop
+  bodies slowly. Both give the same result and neither moves data between
+  host and device inside an epoch.
   """
   model: nn.Module
   train_config: ml_collections.ConfigDict
@@ -94,13 +102,24 @@ class Trainer:
       raise JalError(f'batch_size={self.train_config.batch_size} and epochs='
                      f'{self.train_config.epochs} must be at least 1 and 0')
     self.tx = optim.make_optimizer(self.train_config)
-    self.trace_counts = {'train_step': 0, 'predict': 0}
-    self._replicated = sharding.replicated(self.mesh)
+    self.trace_counts = {'train_epoch': 0, 'train_step': 0, 'predict': 0}
+    self.compiled_epochs = self.train_config.get('compiled_epochs')
+    if self.compiled_epochs is None:
+      # XLA:CPU runs convolutions inside loop bodies many times slower than
+      # outside (jax-ml/jax#12868; 37x measured for the small CNN here), so on
+      # CPU an epoch is a host loop over compiled steps.
+      self.compiled_epochs = jax.default_backend() != 'cpu'
+    # Stand-ins for the dataset when only the metrics' shapes are wanted.
+    self._images_spec = jax.ShapeDtypeStruct((1, *self.image_shape), jnp.uint8)
+    self._labels_spec = jax.ShapeDtypeStruct((1,), jnp.int32)
+    self.replicated = sharding.replicated(self.mesh)
     self.batch_sharding = sharding.batch_sharded(self.mesh)
     sharding.check_batch_size(self.train_config.batch_size, self.mesh, 'batch_size')
-    self._init = jax.jit(self._init_impl, out_shardings=self._replicated)
-    self._init_optimizer = jax.jit(self.tx.init, out_shardings=self._replicated)
-    self.train_step = jax.jit(self._train_step_impl, donate_argnums=(0,))
+    self._init = jax.jit(self._init_impl, out_shardings=self.replicated)
+    self._from_variables = jax.jit(self._from_variables_impl, out_shardings=self.replicated)
+    self.train_epoch = jax.jit(self._train_epoch_impl, donate_argnums=(0,))
+    self.train_step = jax.jit(self._train_step_impl, donate_argnums=(0, 1))
+    self._start_epoch_jit = jax.jit(self._start_epoch)
     self._predict = {}
 
   # -- initialisation ---------------------------------------------------------
@@ -123,16 +142,19 @@ class Trainer:
     Used to fine-tune a copy of a network (PAL's ``g'``) and to warm-start the
     task model from the previous round.
     """
-    variables = jax.device_put(variables, self._replicated)
-    params = jax.tree.map(jnp.copy, variables['params'])
+    return self._from_variables(jax.device_put(variables, self.replicated))
+
+  def _from_variables_impl(self, variables):
+    # The outputs of a jitted function are fresh buffers: a copy.
+    params = variables['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=jax.tree.map(jnp.copy, variables.get('batch_stats', {})),
-                      opt_state=self._init_optimizer(params))
+                      batch_stats=variables.get('batch_stats', {}),
+                      opt_state=self.tx.init(params))
 
   # -- the compiled train step --------------------------------------------------
 
-  def _train_step_impl(self, state, images, labels, idx, mask, lr, key):
-    self.trace_counts['train_step'] += 1
+  def _train_step(self, state, images, labels, idx, mask, lr, key):
+    """One update on the batch ``images[idx]`` (traced inside `_train_epoch_impl`)."""
     aug_key, loss_key = jax.random.split(jax.random.fold_in(key, state.step))
     x = augment.augment(aug_key, images[idx], crop_pad=self.train_config.get('crop_pad', 0),
                         flip=self.flip and self.train_config.get('flip', True))
@@ -154,6 +176,86 @@ class Trainer:
     new_state = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats,
                            opt_state=opt_state)
     return new_state, metrics
+
+  def _start_epoch(self, state, pool, num_valid, key):
+    """An epoch's shuffled order, zeroed metric sums and its first step number.
+
+    ``order`` int32 ``[N]`` holds a random permutation of ``pool[:num_valid]``
+    first and the padding after it; the permutation folds ``state.step`` into
+    ``key``, so every epoch draws afresh.
+    """
+    position = jnp.arange(pool.shape[0])
+    noise = jax.random.uniform(jax.random.fold_in(jax.random.split(key)[0], state.step),
+                               pool.shape)
+    order = pool[jnp.argsort(jnp.where(position < num_valid, noise, 2.0))]
+    dummy = jnp.zeros(self.train_config.batch_size, jnp.int32)
+    shapes = jax.eval_shape(self._train_step, state, self._images_spec, self._labels_spec,
+                            dummy, dummy.astype(jnp.float32), jnp.float32(0), key)[1]
+    totals = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return order, totals, jnp.copy(state.step)
+
+  def _epoch_step(self, state, totals, images, labels, order, num_valid, first_step, lr, key):
+    """Step ``i = state.step - first_step`` of an epoch: batch ``order[iB:(i+1)B]``.
+
+    The last batch is filled up with examples from the start of the shuffled
+    order (real images, so batch norm sees real statistics) that get mask 0,
+    so they add nothing to the loss. Returns the new state and the metric sums.
+    """
+    b = self.train_config.batch_size
+    position = (state.step - first_step) * b + jnp.arange(b)
+    idx = jax.lax.with_sharding_constraint(order[position % num_valid], self.batch_sharding)
+    mask = jax.lax.with_sharding_constraint((position < num_valid).astype(jnp.float32),
+                                            self.batch_sharding)
+    state, metrics = self._train_step(state, images, labels, idx, mask, lr,
+                                      jax.random.split(key)[1])
+    return state, jax.tree.map(jnp.add, totals, metrics)
+
+  def _train_epoch_impl(self, state, images, labels, pool, num_valid, lr, key):
+    """A whole epoch as one compiled loop (``lax.fori_loop`` over its batches).
+
+    The trip count ``ceil(num_valid / B)`` is a traced value, so one
+    compilation serves every pool size. Returns the state and metric sums.
+    """
+    self.trace_counts['train_epoch'] += 1
+    order, totals, first_step = self._start_epoch(state, pool, num_valid, key)
+    steps = (num_valid + self.train_config.batch_size - 1) // self.train_config.batch_size
+
+    def body(_, carry):
+      return self._epoch_step(*carry, images, labels, order, num_valid, first_step, lr, key)
+
+    return jax.lax.fori_loop(0, steps, body, (state, totals))
+
+  def run_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array,
+                pool: jax.Array, num_valid: jax.Array, num_steps: int, lr: jax.Array,
+                key: jax.Array) -> tuple[TrainState, Any]:
+    """One epoch over ``pool[:num_valid]``, all on the device.
+
+    Args:
+      state: `TrainState` (donated).
+      images: uint8 device array ``[N, H, W, C]``; labels: int32 ``[N]``.
+      pool: int32 device array ``[N]``: the indices to train on, then padding.
+      num_valid: int32 device scalar ``n >= 1``, the real entries of ``pool``.
+      num_steps: ``ceil(n / B)`` (the host knows ``n``).
+      lr: float32 device scalar, this epoch's learning rate.
+      key: the fit's PRNG key.
+
+    Returns:
+      ``(state, sums)``: the metrics summed over the epoch's steps, on the
+      device. Either one call of the compiled epoch loop, or (with
+      ``compiled_epochs`` off) ``num_steps`` calls of the compiled step that
+      read their batch from the device-side order: no host round-trip either way.
+    """
+    if self.compiled_epochs:
+      return self.train_epoch(state, images, labels, pool, num_valid, lr, key)
+    order, totals, first_step = self._start_epoch_jit(state, pool, num_valid, key)
+    for _ in range(num_steps):
+      state, totals = self.train_step(state, totals, images, labels, order, num_valid,
+                                      first_step, lr, key)
+    return state, totals
+
+  def _train_step_impl(self, *args):
+    self.trace_counts['train_step'] += 1
+    return self._epoch_step(*args)
 
   # -- inference ----------------------------------------------------------------
 
@@ -182,36 +284,15 @@ class Trainer:
                                  self.batch_sharding)
 
 
-def epoch_batches(indices: np.ndarray, batch_size: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-  """One epoch's shuffled batches with the last one filled up and masked.
-
-  The fill-up examples are drawn at random from ``indices`` (so batch norm sees
-  real images) and get mask 0 (so they add nothing to the loss).
-
-  Args:
-    indices: int with shape ``[n]``, ``n >= 1``.
-    batch_size: fixed batch size ``B``.
-    rng: generator for the order and the fill-up.
-
-  Returns:
-    ``(idx, mask)`` with shapes ``[steps, B]`` (int32) and ``[steps, B]``
-    (float32), ``steps = ceil(n / B)``.
-  """
-  n = indices.shape[0]
-  steps = max(1, math.ceil(n / batch_size))
-  order = rng.permutation(indices)
-  fill = steps * batch_size - n
-  if fill:
-    order = np.concatenate([order, rng.choice(indices, fill, replace=fill > n)])
-  mask = np.concatenate([np.ones(n, np.float32), np.zeros(fill, np.float32)])
-  return order.astype(np.int32).reshape(steps, batch_size), mask.reshape(steps, batch_size)
-
-
 def fit(trainer: Trainer, state: TrainState, images: jax.Array, labels: jax.Array,
-        indices: np.ndarray, *, epochs: int, rng: np.random.Generator, key: jax.Array,
+        indices: np.ndarray, *, epochs: int, key: jax.Array,
         description: str = 'train') -> tuple[TrainState, dict[str, float]]:
   """Trains ``state`` for ``epochs`` over ``indices`` (a labeled pool, a query).
+
+  The indices go to the device once; each epoch is one call of the compiled
+  `Trainer.train_epoch` (shuffle, batches, augmentation, updates), and the
+  host reads back only the epoch's mean metrics, to check them for NaN and to
+  show progress. There is no host round-trip inside an epoch.
 
   Args:
     trainer: the compiled steps.
@@ -219,31 +300,36 @@ def fit(trainer: Trainer, state: TrainState, images: jax.Array, labels: jax.Arra
     images: uint8 device array ``[N, H, W, C]``.
     labels: int32 device array ``[N]`` (oracle labels; -1 where unknown,
       never read for unlabeled indices by a supervised loss).
-    indices: int ``[n]``: the examples to train on.
+    indices: int ``[n]``, ``1 <= n <= N``: the examples to train on.
     epochs: number of passes.
-    rng: host generator for batch order.
-    key: PRNG key for augmentation and dropout.
+    key: PRNG key for the batch order, augmentation and dropout.
     description: label of the progress display.
 
   Returns:
     The trained state and the last epoch's mean metrics.
+
+  Raises:
+    JalError: no indices, or a loss became NaN or infinite.
   """
   cfg = trainer.train_config
+  indices = np.asarray(indices)
+  capacity = images.shape[0]
+  if not 1 <= indices.size <= capacity:
+    raise JalError(f'{description}: cannot train on {indices.size} examples of a split of '
+                   f'{capacity}; the labeled pool (or query) must not be empty')
+  # Padded to the split's size so every pool size shares one compiled epoch.
+  padded = np.zeros(capacity, np.int32)
+  padded[:indices.size] = indices
+  pool = jax.device_put(padded, trainer.replicated)
+  num_valid = jax.device_put(np.int32(indices.size), trainer.replicated)
+  num_steps = -(-indices.size // cfg.batch_size)
   metrics = {}
   progress = Progress(description, total=epochs)
   start = time.perf_counter()
   for epoch in range(epochs):
-    lr = jnp.float32(optim.learning_rate(cfg, epoch))
-    idx, mask = epoch_batches(np.asarray(indices), cfg.batch_size, rng)
-    epoch_metrics = []
-    for step in range(idx.shape[0]):
-      batch_idx = jax.device_put(idx[step], trainer.batch_sharding)
-      batch_mask = jax.device_put(mask[step], trainer.batch_sharding)
-      state, m = trainer.train_step(state, images, labels, batch_idx, batch_mask, lr, key)
-      epoch_metrics.append(m)
-    # One transfer per epoch: reduce on the device, then fetch.
-    metrics = jax.device_get(jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *epoch_metrics))
-    metrics = {k: float(v) for k, v in metrics.items()}
+    lr = jax.device_put(np.float32(optim.learning_rate(cfg, epoch)), trainer.replicated)
+    state, sums = trainer.run_epoch(state, images, labels, pool, num_valid, num_steps, lr, key)
+    metrics = {k: float(v) / num_steps for k, v in jax.device_get(sums).items()}
     if not all(np.isfinite(v) for v in metrics.values()):
       raise JalError(f'{description}: a loss became {metrics} in epoch {epoch + 1}; lower the '
                      'learning rate (finished rounds are kept in the work directory)')

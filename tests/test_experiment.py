@@ -42,12 +42,32 @@ def test_pal_three_rounds_compile_once(tmp_path, trainers):
   on_disk = [json.loads(line) for line in open(tmp_path / 'results.jsonl')]
   assert on_disk == records
   assert (tmp_path / 'accuracy.png').stat().st_size > 1000
-  # Task model, PAL scoring network and g' each compiled their train step and
-  # predict function once, although the pool grew every round.
+  # Task model, PAL scoring network and g' each compiled their train step (or
+  # epoch loop) and predict function once, although the pool grew every round.
   assert len(trainers) == 3
   for trainer in trainers:
-    assert trainer.trace_counts['train_step'] == 1, trainer.trace_counts
+    counts = trainer.trace_counts
+    assert counts['train_step'] + counts['train_epoch'] == 1, counts
     assert trainer.trace_counts['predict'] <= 1, trainer.trace_counts
+
+
+@pytest.mark.parametrize('compiled_epochs', [False, True])
+def test_a_pal_round_makes_no_implicit_transfer(tmp_path, compiled_epochs):
+  """Host and device talk only through explicit device_put / device_get.
+
+  The dataset, the pool's indices (once per fit), a learning rate per epoch
+  and keys go up; metrics per epoch and scores per pass come down. Anything
+  else (a Python scalar or NumPy array slipped into a jitted call inside an
+  epoch) raises under the transfer guard. On CPU only host-to-device
+  transfers are caught: there reading a device array is not a transfer.
+  """
+  import jax
+  overrides = {f'{name}.compiled_epochs': compiled_epochs
+               for name in ('train', 'strategy.scoring_train', 'strategy.finetune')}
+  config = tiny_config('pal', **overrides)
+  with jax.transfer_guard('disallow'):
+    records = experiment.run(config, str(tmp_path))
+  assert [r['query_size'] for r in records] == [20, 0]
 
 
 def test_random_and_pal_share_the_initial_pool(tmp_path):
@@ -112,7 +132,8 @@ def test_finished_run_is_not_rerun(tmp_path, trainers):
   first = experiment.run(config, str(tmp_path))
   again = experiment.run(config, str(tmp_path))
   assert again == first
-  assert all(t.trace_counts['train_step'] == 0 for t in trainers[-1:])
+  assert all(t.trace_counts['train_step'] + t.trace_counts['train_epoch'] == 0
+             for t in trainers[-1:])
 
 
 def test_label_noise_reaches_the_pool(tmp_path):
@@ -216,7 +237,7 @@ def test_diverging_loss_stops_with_a_clear_error_and_keeps_finished_rounds(tmp_p
 
 def test_pal_finetune_scope_head_trains_only_the_rotation_head():
   import jax
-  from jal import rng as rng_lib, sharding
+  from jal import sharding
   from jal.strategies import pal
   config = tiny_config('pal', **{'strategy.finetune_scope': 'head'})
   dataset = experiment.load_dataset(config)
@@ -226,8 +247,7 @@ def test_pal_finetune_scope_head_trains_only_the_rotation_head():
   state = strategy.scorer.init(jax.random.key(0))
   before = jax.device_get(state.variables)
   tuned, _ = training.fit(strategy.finetuner, strategy.finetuner.from_variables(before), images,
-                          labels, np.arange(40), epochs=2, rng=rng_lib.numpy_rng(0, 't'),
-                          key=jax.random.key(1))
+                          labels, np.arange(40), epochs=2, key=jax.random.key(1))
   after = jax.device_get(tuned.variables)
   for name in ('backbone', 'heads_classifier'):
     for a, b in zip(jax.tree.leaves(before['params'][name]), jax.tree.leaves(after['params'][name])):

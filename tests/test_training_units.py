@@ -1,9 +1,7 @@
-"""Unit tests of the pieces of training: epoch batches, masked mean, optimisers and
+"""Unit tests of the pieces of training: masked mean, optimisers and
 schedules, padded inference batches, and the seeded randomness of jal.rng."""
 
 from __future__ import annotations
-
-import math
 
 import chex
 import jax
@@ -12,65 +10,10 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
-from hypothesis import given, settings, strategies as st
 
 from jal import inference, optim, rng
 from jal.errors import JalError
-from jal.training import epoch_batches, masked_mean
-
-_SETTINGS = settings(max_examples=50, deadline=None)
-
-
-# --------------------------------------------------------------------------- epoch_batches
-
-
-@_SETTINGS
-@given(n=st.integers(1, 70), batch_size=st.integers(1, 16), seed=st.integers(0, 2**31 - 1))
-def test_epoch_batches(n, batch_size, seed):
-  # Distinct, non-contiguous pool indices, so a batch entry can be traced back.
-  indices = np.random.default_rng(seed).choice(10 * n + 10, n, replace=False).astype(np.int64)
-  idx, mask = epoch_batches(indices, batch_size, np.random.default_rng(seed))
-  steps = math.ceil(n / batch_size)
-  assert idx.shape == (steps, batch_size) and mask.shape == (steps, batch_size)
-  assert idx.dtype == np.int32 and mask.dtype == np.float32
-  assert set(np.unique(mask).tolist()) <= {0.0, 1.0}
-  real = idx[mask == 1]
-  fill = idx[mask == 0]
-  # Every index exactly once among the real entries.
-  assert sorted(real.tolist()) == sorted(indices.tolist())
-  # The fill-up comes from the indices and is all that is left.
-  assert fill.size == steps * batch_size - n
-  assert np.isin(fill, indices).all()
-  # Only the last batch is padded.
-  assert mask[:-1].all()
-  # Deterministic per generator seed.
-  idx2, mask2 = epoch_batches(indices, batch_size, np.random.default_rng(seed))
-  np.testing.assert_array_equal(idx, idx2)
-  np.testing.assert_array_equal(mask, mask2)
-
-
-def test_epoch_batches_shuffle_depends_on_seed():
-  indices = np.arange(100, 140)
-  orders = {epoch_batches(indices, 8, np.random.default_rng(s))[0].tobytes() for s in range(5)}
-  assert len(orders) == 5
-  idx, _ = epoch_batches(indices, 8, np.random.default_rng(0))
-  assert not np.array_equal(idx.ravel(), indices)  # shuffled
-
-
-def test_epoch_batches_fewer_than_a_batch():
-  indices = np.array([3, 9])
-  idx, mask = epoch_batches(indices, 7, np.random.default_rng(1))
-  assert idx.shape == (1, 7)
-  np.testing.assert_array_equal(mask, [[1, 1, 0, 0, 0, 0, 0]])
-  assert sorted(idx[0, :2].tolist()) == [3, 9]
-  assert set(idx[0].tolist()) <= {3, 9}
-
-
-def test_epoch_batches_exact_multiple_has_no_fill():
-  idx, mask = epoch_batches(np.arange(12), 4, np.random.default_rng(2))
-  assert idx.shape == (3, 4)
-  assert mask.all()
-  assert sorted(idx.ravel().tolist()) == list(range(12))
+from jal.training import masked_mean
 
 
 # --------------------------------------------------------------------------- masked_mean

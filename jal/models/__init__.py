@@ -28,6 +28,7 @@ __all__ = [
     'RotationHead',
     'SmallCNN',
     'VGG16',
+    'compute_dtype',
     'get_backbone',
 ]
 
@@ -39,6 +40,24 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+# Compute dtypes by config name; parameters are float32 whatever the choice.
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def compute_dtype(name: Any) -> Any:
+  """The jnp dtype for a config's ``dtype`` string (``'float32'`` or ``'bfloat16'``).
+
+  Raises:
+    JalError: for any other name.
+  """
+  if isinstance(name, str) and name in COMPUTE_DTYPES:
+    return COMPUTE_DTYPES[name]
+  if any(name is d for d in COMPUTE_DTYPES.values()):
+    return name
+  raise JalError(f'unknown compute dtype {name!r}; use one of {", ".join(COMPUTE_DTYPES)} '
+                 '(parameters stay float32 either way)')
+
+
 def get_backbone(name: str, *, width: int | None = None, dtype: Any = jnp.float32) -> nn.Module:
   """Builds a backbone by name.
 
@@ -46,14 +65,17 @@ def get_backbone(name: str, *, width: int | None = None, dtype: Any = jnp.float3
     name: one of ``'resnet18'``, ``'vgg16'``, ``'small_cnn'``.
     width: channels of the first stage; None for the architecture's default
       (64 for ResNet-18 and VGG-16, 32 for the small CNN).
-    dtype: compute dtype, e.g. ``jnp.bfloat16``; parameters stay float32.
+    dtype: compute dtype, ``jnp.bfloat16`` or its name ``'bfloat16'`` (mixed
+      precision: activations and matmuls in bf16, parameters, batch-norm
+      statistics, heads and losses in float32), or float32.
 
   Returns:
     An unbound flax module ``backbone(x, train) -> Features``.
 
   Raises:
-    JalError: the name is unknown or the width is not a positive integer.
+    JalError: the name or dtype is unknown or the width is not a positive integer.
   """
+  dtype = compute_dtype(dtype)
   if name not in BACKBONES:
     raise JalError(f'unknown backbone {name!r}; known backbones: {", ".join(sorted(BACKBONES))}')
   if width is None:

@@ -102,10 +102,10 @@ class Strategy:
 
   def fit_task_model(self, trainer: training.Trainer, state: training.TrainState,
                      images: jax.Array, labels: jax.Array, pool: Pool, *, epochs: int,
-                     rng: np.random.Generator, key: jax.Array, description: str):
+                     key: jax.Array, description: str):
     """Trains the task model on the labeled pool; returns ``(state, metrics)``."""
-    return training.fit(trainer, state, images, labels, pool.labeled, epochs=epochs, rng=rng,
-                        key=key, description=description)
+    return training.fit(trainer, state, images, labels, pool.labeled, epochs=epochs, key=key,
+                        description=description)
 
   def query(self, ctx: RoundContext, budget: int) -> np.ndarray:
     """Returns ``min(budget, len(ctx.candidates))`` distinct indices from the candidates."""

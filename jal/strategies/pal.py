@@ -22,7 +22,8 @@ Algorithm 1 (``finetune_scope='network'``); ``finetune_scope='head'`` freezes
 the backbone and its batch-norm statistics and trains only the rotation head.
 
 Config (``config.strategy``): ``lambda1``, ``lambda2``, ``num_subqueries``
-(K), ``finetune_scope`` (``'network'`` or ``'head'``), ``scoring_model`` (``name``, ``width``), ``scoring_train`` (optimiser,
+(K), ``finetune_scope`` (``'network'`` or ``'head'``), ``scoring_model``
+(``name``, ``width``, ``dtype``), ``scoring_train`` (optimiser,
 ``epochs``, ``batch_size``, ...), ``finetune`` (the same keys, for ``g'``).
 """
 
@@ -124,7 +125,8 @@ class Strategy(base.Strategy):
   def __init__(self, config, dataset, mesh):
     super().__init__(config, dataset, mesh)
     cfg = self.strategy_config
-    backbone = get_backbone(cfg.scoring_model.name, width=cfg.scoring_model.get('width'))
+    backbone = get_backbone(cfg.scoring_model.name, width=cfg.scoring_model.get('width'),
+                            dtype=cfg.scoring_model.get('dtype', 'float32'))
     self.model = MultiHeadNet(backbone, {'classifier': ClassifierHead(dataset.num_classes),
                                          'rotation': RotationHead()})
     common = dict(model=self.model, mean=dataset.mean, std=dataset.std, flip=dataset.flip,
@@ -155,8 +157,7 @@ class Strategy(base.Strategy):
     cfg = self.strategy_config
     state = self.scorer.init(ctx.key('pal_scoring_init'))
     state, _ = training.fit(self.scorer, state, ctx.images, ctx.labels, ctx.pool.labeled,
-                            epochs=cfg.scoring_train.epochs, rng=ctx.numpy_rng('pal_scoring_data'),
-                            key=ctx.key('pal_scoring_augment'),
+                            epochs=cfg.scoring_train.epochs, key=ctx.key('pal_scoring_train'),
                             description=f'round {ctx.round} PAL scoring network')
     s_s, s_c = self._scores(state.variables, ctx)
     novelty = np.asarray(pal_scores.hybrid_score(s_s, s_c, cfg.lambda1))
@@ -173,8 +174,7 @@ class Strategy(base.Strategy):
         query_so_far = np.concatenate(chosen)
         finetuned, _ = training.fit(
             self.finetuner, finetuned, ctx.images, ctx.labels, query_so_far,
-            epochs=cfg.finetune.epochs, rng=ctx.numpy_rng('pal_finetune_data', k),
-            key=ctx.key('pal_finetune_augment', k),
+            epochs=cfg.finetune.epochs, key=ctx.key('pal_finetune', k),
             description=f'round {ctx.round} PAL sub-query {k + 1}/{len(sizes)} fine-tune')
         s_d, _ = self._scores(finetuned.variables, ctx)
         score = np.asarray(pal_scores.hybrid_score(s_s, s_c, cfg.lambda1, s_d, cfg.lambda2))

@@ -261,3 +261,15 @@ def test_pal_finetune_scope_head_trains_only_the_rotation_head():
 def test_unknown_finetune_scope(tmp_path):
   with pytest.raises(JalError, match="finetune_scope='x' is unknown"):
     experiment.run(tiny_config('pal', **{'strategy.finetune_scope': 'x'}), str(tmp_path))
+
+
+def test_bfloat16_run_matches_float32_closely(tmp_path):
+  """Mixed precision (config.model.dtype and the scorer's) trains as well as float32."""
+  overrides = {'model.dtype': 'bfloat16', 'strategy.scoring_model.dtype': 'bfloat16',
+               'train.epochs': 6}
+  bf16 = experiment.run(tiny_config('pal', **overrides), str(tmp_path / 'bf16'))
+  f32 = experiment.run(tiny_config('pal', **{**overrides, 'model.dtype': 'float32'}),
+                       str(tmp_path / 'f32'))
+  assert [r['query_size'] for r in bf16] == [20, 0]  # the bf16 scorer queried
+  assert np.isfinite(bf16[0]['train_loss'])
+  assert abs(bf16[0]['train_loss'] - f32[0]['train_loss']) < 0.1

@@ -199,3 +199,11 @@ def test_get_backbone_unknown_name():
 def test_get_backbone_bad_width(width):
   with pytest.raises(JalError):
     get_backbone('small_cnn', width=width)
+
+
+def test_compute_dtype_names():
+  from jal.models import compute_dtype
+  assert compute_dtype('bfloat16') is jnp.bfloat16 and compute_dtype('float32') is jnp.float32
+  assert get_backbone('small_cnn', width=4, dtype='bfloat16').dtype == jnp.bfloat16
+  with pytest.raises(JalError, match="unknown compute dtype 'float16'; use one of"):
+    get_backbone('small_cnn', dtype='float16')

@@ -1,4 +1,4 @@
-"""Data parallelism: one ``('data',)`` mesh over all local devices.
+"""Data parallelism: one ``('data',)`` mesh over all devices (of every host).
 
 Parameters and the uint8 dataset are replicated; batches (index arrays) are
 sharded along their leading axis, and XLA partitions the compiled steps. Batch
@@ -16,8 +16,12 @@ from jal.errors import JalError
 
 
 def make_mesh(devices=None) -> Mesh:
-  """A 1-D mesh named ``'data'`` over ``devices`` (default: all local devices)."""
-  devices = jax.local_devices() if devices is None else devices
+  """A 1-D mesh named ``'data'`` over ``devices``.
+
+  The default is ``jax.devices()``: every device of every process, so after
+  ``jax.distributed.initialize()`` a multi-host run is one data-parallel mesh.
+  """
+  devices = jax.devices() if devices is None else devices
   return Mesh(np.asarray(devices), ('data',))
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 
 import jax
-import numpy as np
 import scipy.stats
 from absl import app, flags
 from ml_collections import config_flags

@@ -106,8 +106,9 @@ class Trainer:
     self.compiled_epochs = self.train_config.get('compiled_epochs')
     if self.compiled_epochs is None:
       # XLA:CPU runs convolutions inside loop bodies many times slower than
-      # outside (jax-ml/jax#12868; 37x measured for the small CNN here), so on
-      # CPU an epoch is a host loop over compiled steps.
+      # outside (jax-ml/jax#12868; 37-68x for the small CNN here, measured by
+      # experiments/profile_convolutions.py), so on CPU an epoch is a host loop
+      # over compiled steps.
       self.compiled_epochs = jax.default_backend() != 'cpu'
     # Stand-ins for the dataset when only the metrics' shapes are wanted.
     self._images_spec = jax.ShapeDtypeStruct((1, *self.image_shape), jnp.uint8)

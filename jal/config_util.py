@@ -72,6 +72,10 @@ def base_config() -> ml_collections.ConfigDict:
   # (checkpointed, so a resumed run is still identical).
   config.retrain_from_scratch = True
   config.eval_batch_size = 500
+  # The "subset method" (papers 002 and 004): each round the strategy scores
+  # only a random subset of this many unlabeled examples (e.g. 10x the budget,
+  # or 10,000); None scores the whole unlabeled pool.
+  config.candidate_subset = ml_collections.FieldReference(None, field_type=int)
   config.strategy = ml_collections.ConfigDict(dict(name='random'))
   return config
 

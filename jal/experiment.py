@@ -59,6 +59,10 @@ def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset) -> tu
   if bad:
     raise JalError(f'config.initial_pool.exclude_classes has {bad}, not classes of '
                    f'{dataset.name} (0..{dataset.num_classes - 1})')
+  subset = config.get('candidate_subset')
+  if subset is not None and not budget <= subset:
+    raise JalError(f'config.candidate_subset={subset} is smaller than the budget of {budget}; '
+                   'set it to a multiple of the budget (papers 002 and 004 use 10x) or to None')
   for key in ('epochs', 'batch_size'):
     if config.train[key] < 1:
       raise JalError(f'config.train.{key}={config.train[key]} must be at least 1')
@@ -75,6 +79,21 @@ def initial_state(config, dataset: data.Dataset, initial_size: int) -> checkpoin
                                dataset.num_classes, rng.numpy_rng(config.seed, 'oracle', 0))
   empty = pool_lib.Pool(dataset.num_train, np.zeros(0, np.int64), np.zeros(0, np.int32))
   return checkpoint.RunState(next_round=0, pool=empty.add(indices, labels), records=[])
+
+
+def candidates(config, pool: pool_lib.Pool, round_: int) -> np.ndarray:
+  """The unlabeled indices a round's query may choose from, sorted.
+
+  All of them, or with ``config.candidate_subset`` a random subset of that
+  size, drawn afresh each round (seeded by the round), as in papers 002 and 004.
+  """
+  unlabeled = pool.unlabeled
+  size = config.get('candidate_subset')
+  if size is None or size >= unlabeled.size:
+    return unlabeled
+  subset = rng.numpy_rng(config.seed, 'candidate_subset', round_).choice(unlabeled, size,
+                                                                         replace=False)
+  return np.sort(subset)
 
 
 def evaluate(task: TaskModel, test_images: jax.Array, test_labels: np.ndarray) -> dict:
@@ -163,8 +182,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
     query_seconds = 0.0
     if round_ + 1 < config.num_rounds and pool.num_labeled < pool.num_train:
       start = time.perf_counter()
-      ctx = RoundContext(config, dataset, round_, pool, train_images, labels, pool.unlabeled,
-                         task, mesh)
+      ctx = RoundContext(config, dataset, round_, pool, train_images, labels,
+                         candidates(config, pool, round_), task, mesh)
       query = np.asarray(strategy.query(ctx, budget), np.int64)
       query_seconds = time.perf_counter() - start
       pool_lib.check_query(pool, query, budget)

@@ -210,6 +210,51 @@ def test_entropy_bounds():
   np.testing.assert_allclose(got, [np.log(7), 0.0], atol=1e-6)
 
 
+def test_entropy_with_a_zero_probability_class_is_not_nan():
+  logits = np.array([[-np.inf, 1.0, 1.0], [0.0, -np.inf, -np.inf]], np.float32)
+  np.testing.assert_allclose(np.asarray(entropy(jnp.asarray(logits))), [np.log(2), 0.0],
+                             atol=1e-6)
+
+
+# ------------------------------------------------------------------ least confidence and margin
+
+
+def _reference_least_confidence_and_margin(logits):
+  """Settles 2009, Sec. 3.1, in plain NumPy: 1 - p_max and -(p_(1) - p_(2))."""
+  p = _softmax(logits.astype(np.float64))
+  ordered = np.sort(p, axis=-1)[:, ::-1]
+  return 1.0 - ordered[:, 0], ordered[:, 1] - ordered[:, 0]
+
+
+# Random logits, a three-way tie, a two-way tie at the top, a near one-hot
+# (p = 1 and p = 0 to float precision), a class with probability exactly 0.
+_LOGITS = np.concatenate([
+    np.random.default_rng(0).normal(size=(6, 5)) * 3,
+    [[0, 0, 0, -2, -2], [4, 4, 1, 0, 0], [300, 0, 0, 0, 0], [-np.inf, 2, 1, 0, 0]],
+]).astype(np.float32)
+
+
+def test_least_confidence_and_margin_match_reference():
+  lc = np.asarray(jax.jit(uncertainty.least_confidence)(jnp.asarray(_LOGITS)))
+  margin = np.asarray(jax.jit(uncertainty.margin)(jnp.asarray(_LOGITS)))
+  want_lc, want_margin = _reference_least_confidence_and_margin(_LOGITS)
+  assert lc.dtype == margin.dtype == np.float32
+  assert np.isfinite(lc).all() and np.isfinite(margin).all()
+  np.testing.assert_allclose(lc, want_lc, atol=1e-6)
+  np.testing.assert_allclose(margin, want_margin, atol=1e-6)
+  # Ties at the top give margin 0 (the most uncertain); the one-hot row is the
+  # most certain under both scores.
+  assert margin[7] == 0.0 and margin[6] == 0.0
+  assert lc[8] == 0.0 and margin[8] == -1.0
+
+
+def test_least_confidence_bounds_and_two_classes():
+  logits = jnp.zeros((1, 4))
+  np.testing.assert_allclose(uncertainty.least_confidence(logits), [0.75])
+  np.testing.assert_allclose(uncertainty.margin(jnp.array([[1.0, 0.0]])),
+                             [-(np.tanh(0.5))], atol=1e-6)  # p1 - p2 = tanh(d / 2)
+
+
 # --------------------------------------------------------------------------- score_batch
 
 

@@ -273,3 +273,39 @@ def test_bfloat16_run_matches_float32_closely(tmp_path):
   assert [r['query_size'] for r in bf16] == [20, 0]  # the bf16 scorer queried
   assert np.isfinite(bf16[0]['train_loss'])
   assert abs(bf16[0]['train_loss'] - f32[0]['train_loss']) < 0.1
+
+
+@pytest.mark.parametrize('name', ['least_confidence', 'margin'])
+def test_uncertainty_strategy_queries_its_highest_scores(tmp_path, name):
+  from jal.strategies import base
+  from jal import strategies
+  config = tiny_config(name)
+  records = experiment.run(config, str(tmp_path))
+  assert [r['query_size'] for r in records] == [20, 0]
+  assert issubclass(strategies.get(name), base.TaskScoreStrategy)
+
+
+def test_candidate_subset_is_random_per_round_and_holds_the_query(tmp_path):
+  config = tiny_config('entropy', candidate_subset=50, num_rounds=3)
+  dataset = experiment.load_dataset(config)
+  pool = experiment.initial_state(config, dataset, 30).pool
+  first = experiment.candidates(config, pool, 0)
+  assert first.size == 50 and np.unique(first).size == 50
+  assert np.isin(first, pool.unlabeled).all()
+  np.testing.assert_array_equal(first, experiment.candidates(config, pool, 0))
+  assert not np.array_equal(first, experiment.candidates(config, pool, 1))
+  config.candidate_subset = None
+  np.testing.assert_array_equal(experiment.candidates(config, pool, 0), pool.unlabeled)
+  config.candidate_subset = 10_000  # more than the unlabeled pool: all of it
+  np.testing.assert_array_equal(experiment.candidates(config, pool, 0), pool.unlabeled)
+
+  config.candidate_subset = 50
+  experiment.run(config, str(tmp_path))
+  labeled = checkpoint.Checkpointer(str(tmp_path / 'checkpoints')).latest().pool.labeled
+  assert np.isin(labeled[30:50], first).all()
+
+
+def test_candidate_subset_smaller_than_the_budget_is_refused(tmp_path):
+  with pytest.raises(JalError, match='candidate_subset=10 is smaller than the budget of 20'):
+    experiment.run(tiny_config('entropy', candidate_subset=10), str(tmp_path))
+  assert not (tmp_path / 'config.json').exists()

@@ -31,7 +31,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jal import rng, training
+from jal import rng, selection, training
 from jal.data import Dataset
 from jal.models import ClassifierHead
 from jal.pool import Pool
@@ -61,7 +61,8 @@ class RoundContext:
     pool: the labeled / unlabeled pools.
     images: uint8 device array ``[N, H, W, C]``, the train split.
     labels: int32 device array ``[N]``, oracle labels, -1 where unlabeled.
-    candidates: int64 ``[n]``: the unlabeled indices the query may choose from.
+    candidates: int64 ``[n]``: the unlabeled indices the query may choose from
+      (all of them, or a random subset: ``config.candidate_subset``).
     task: the task model trained this round.
     mesh: the device mesh.
   """
@@ -110,3 +111,17 @@ class Strategy:
   def query(self, ctx: RoundContext, budget: int) -> np.ndarray:
     """Returns ``min(budget, len(ctx.candidates))`` distinct indices from the candidates."""
     raise NotImplementedError
+
+
+class TaskScoreStrategy(Strategy):
+  """Queries the candidates with the highest score of the task model's outputs.
+
+  Subclasses set ``score_outputs``: a module-level function from the output
+  dict to float32 scores ``[B]`` (one compilation per function).
+  """
+
+  score_outputs: Any = None
+
+  def query(self, ctx: RoundContext, budget: int) -> np.ndarray:
+    scores = ctx.task.predict(ctx.images, ctx.candidates, type(self).score_outputs)
+    return selection.top_k(scores, ctx.candidates, budget)

@@ -76,14 +76,39 @@ def base_config() -> ml_collections.ConfigDict:
   # only a random subset of this many unlabeled examples (e.g. 10x the budget,
   # or 10,000); None scores the whole unlabeled pool.
   config.candidate_subset = ml_collections.FieldReference(None, field_type=int)
-  config.strategy = ml_collections.ConfigDict(dict(name='random'))
+  config.strategy = strategy_config('random')
   return config
+
+
+def strategy_config(name: str, **overrides) -> ml_collections.ConfigDict:
+  """``config.strategy``: the name and the hyperparameters of the baselines.
+
+  Every config carries every baseline's keys, so that any strategy can be
+  picked with ``--config.strategy.name=NAME`` and tuned with
+  ``--config.strategy.KEY=VALUE`` on any dataset config.
+  """
+  cfg = ml_collections.ConfigDict(dict(
+      name=name,
+      # BALD / DBAL with MC dropout (Gal et al. 2017), in the SCAL paper's
+      # setting (paper 002, App. A.3): p = 0.3 after the convolutions of the
+      # ResNet blocks, T = 50 stochastic passes; mc_batch_size images per
+      # compiled call (each is run T times, so memory grows as T x this).
+      dropout_rate=0.3, num_mc_samples=50, mc_batch_size=64,
+      # Ensembles (Beluch et al. 2018): M members trained together.
+      num_members=3,
+      # Learning Loss (Yoo & Kweon 2019): loss prediction module of width
+      # 128, ranking loss weight 1 and margin xi = 1, no gradient from it into
+      # the backbone after 60% of the epochs (epoch 120 of 200).
+      loss_prediction_width=128, ranking_weight=1.0, ranking_margin=1.0, detach_after=0.6))
+  cfg.update(overrides)
+  return cfg
 
 
 def pal_strategy(**overrides) -> ml_collections.ConfigDict:
   """PAL's hyperparameters (paper 000): lambda1 = lambda2 = 1, ResNet-18 scorer."""
-  cfg = ml_collections.ConfigDict(dict(
-      name='pal', lambda1=1.0, lambda2=1.0, num_subqueries=5, finetune_scope='network',
+  cfg = strategy_config('pal')
+  cfg.update(dict(
+      lambda1=1.0, lambda2=1.0, num_subqueries=5, finetune_scope='network',
       scoring_model=dict(name='resnet18', dtype='float32',
                          width=ml_collections.FieldReference(None, field_type=int)),
       scoring_train=train_config(learning_rate=0.01, lr_schedule='constant'),

@@ -23,7 +23,6 @@ from absl import logging
 from jal import checkpoint, data, oracle, pool as pool_lib, results, rng, sharding, strategies
 from jal import training, workdir as workdir_lib
 from jal.errors import JalError
-from jal.models import MultiHeadNet, get_backbone
 from jal.strategies.base import RoundContext, TaskModel
 
 
@@ -135,9 +134,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
   initial_size, budget = check_config(config, dataset)
   mesh = sharding.make_mesh()
   strategy = strategy_cls(config, dataset, mesh)
-  task_model = MultiHeadNet(get_backbone(config.model.name, width=config.model.get('width'),
-                                         dtype=config.model.get('dtype', 'float32')),
-                            strategy.task_heads(dataset.num_classes))
+  task_model = strategy.task_model(dataset.num_classes)
   task_trainer = training.Trainer(task_model, config.train, strategy.task_loss, dataset.mean,
                                   dataset.std, dataset.flip, mesh, dataset.image_shape)
   workdir_lib.prepare(workdir, config, overwrite)

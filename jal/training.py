@@ -9,7 +9,7 @@ trip count that is a traced value, so a growing pool does not recompile): it
 shuffles the pool's indices on the device, gathers each batch's uint8 images
 by index from the device-resident dataset, augments and normalises them, and
 updates. The host sends the pool's indices once per `fit` and a learning rate
-per epoch, and reads back only the epoch's metrics.
+(and the training progress) per epoch, and reads back only the epoch's metrics.
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ from jal import augment, inference, optim, sharding
 from jal.errors import JalError
 from jal.progress import Progress
 
-# loss_fn(apply_fn, variables, images, labels, mask, key) ->
+# loss_fn(apply_fn, variables, images, labels, mask, key, progress) ->
 #   (loss, (new_model_state, metrics)); images float32 [B, H, W, C] normalised,
-#   labels int32 [B], mask float32 [B] (0 marks padding), key for dropout etc.
+#   labels int32 [B], mask float32 [B] (0 marks padding), key for dropout etc.,
+#   progress a float32 scalar: the fraction of the fit's epochs finished before
+#   this one (0 in the first epoch), for objectives that change during training
+#   (Learning Loss stops the loss-prediction gradient into the backbone at 0.6).
 LossFn = Callable[..., tuple[jax.Array, tuple[Any, dict[str, jax.Array]]]]
 
 
@@ -48,15 +51,23 @@ class TrainState(struct.PyTreeNode):
     return {'params': self.params, 'batch_stats': self.batch_stats}
 
 
+def _schedule_spec():
+  return {'learning_rate': jnp.float32(0), 'progress': jnp.float32(0)}
+
+
 def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
   """Mean of ``values`` [B] over entries where ``mask`` [B] is 1."""
   return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def cross_entropy_loss(apply_fn, variables, images, labels, mask, key):
-  """Standard supervised loss: softmax cross-entropy of the ``'classifier'`` head."""
-  del key
-  outputs, new_state = apply_fn(variables, images, train=True, mutable=['batch_stats'])
+def cross_entropy_loss(apply_fn, variables, images, labels, mask, key, progress):
+  """Standard supervised loss: softmax cross-entropy of the ``'classifier'`` head.
+
+  ``key`` drives dropout, if the model has any (MC-dropout strategies).
+  """
+  del progress
+  outputs, new_state = apply_fn(variables, images, train=True, rngs={'dropout': key},
+                                mutable=['batch_stats'])
   logits = outputs['classifier']
   loss = masked_mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels), mask)
   accuracy = masked_mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32), mask)
@@ -154,7 +165,7 @@ class Trainer:
 
   # -- the compiled train step --------------------------------------------------
 
-  def _train_step(self, state, images, labels, idx, mask, lr, key):
+  def _train_step(self, state, images, labels, idx, mask, schedule, key):
     """One update on the batch ``images[idx]`` (traced inside `_train_epoch_impl`)."""
     aug_key, loss_key = jax.random.split(jax.random.fold_in(key, state.step))
     x = augment.augment(aug_key, images[idx], crop_pad=self.train_config.get('crop_pad', 0),
@@ -164,11 +175,12 @@ class Trainer:
 
     def loss(params):
       return self.loss_fn(self.model.apply, {'params': params, 'batch_stats': state.batch_stats},
-                          x, y, mask, loss_key)
+                          x, y, mask, loss_key, schedule['progress'])
 
     (_, (batch_stats, metrics)), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
     opt_state = state.opt_state
-    opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, 'learning_rate': lr})
+    opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams,
+                                                      'learning_rate': schedule['learning_rate']})
     updates, opt_state = self.tx.update(grads, opt_state, state.params)
     if self.trainable is not None:
       updates = {name: u if self.trainable(name) else jax.tree.map(jnp.zeros_like, u)
@@ -191,11 +203,12 @@ class Trainer:
     order = pool[jnp.argsort(jnp.where(position < num_valid, noise, 2.0))]
     dummy = jnp.zeros(self.train_config.batch_size, jnp.int32)
     shapes = jax.eval_shape(self._train_step, state, self._images_spec, self._labels_spec,
-                            dummy, dummy.astype(jnp.float32), jnp.float32(0), key)[1]
+                            dummy, dummy.astype(jnp.float32), _schedule_spec(), key)[1]
     totals = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
     return order, totals, jnp.copy(state.step)
 
-  def _epoch_step(self, state, totals, images, labels, order, num_valid, first_step, lr, key):
+  def _epoch_step(self, state, totals, images, labels, order, num_valid, first_step, schedule,
+                  key):
     """Step ``i = state.step - first_step`` of an epoch: batch ``order[iB:(i+1)B]``.
 
     The last batch is filled up with examples from the start of the shuffled
@@ -207,11 +220,11 @@ class Trainer:
     idx = jax.lax.with_sharding_constraint(order[position % num_valid], self.batch_sharding)
     mask = jax.lax.with_sharding_constraint((position < num_valid).astype(jnp.float32),
                                             self.batch_sharding)
-    state, metrics = self._train_step(state, images, labels, idx, mask, lr,
+    state, metrics = self._train_step(state, images, labels, idx, mask, schedule,
                                       jax.random.split(key)[1])
     return state, jax.tree.map(jnp.add, totals, metrics)
 
-  def _train_epoch_impl(self, state, images, labels, pool, num_valid, lr, key):
+  def _train_epoch_impl(self, state, images, labels, pool, num_valid, schedule, key):
     """A whole epoch as one compiled loop (``lax.fori_loop`` over its batches).
 
     The trip count ``ceil(num_valid / B)`` is a traced value, so one
@@ -222,13 +235,14 @@ class Trainer:
     steps = (num_valid + self.train_config.batch_size - 1) // self.train_config.batch_size
 
     def body(_, carry):
-      return self._epoch_step(*carry, images, labels, order, num_valid, first_step, lr, key)
+      return self._epoch_step(*carry, images, labels, order, num_valid, first_step, schedule,
+                              key)
 
     return jax.lax.fori_loop(0, steps, body, (state, totals))
 
   def run_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array,
-                pool: jax.Array, num_valid: jax.Array, num_steps: int, lr: jax.Array,
-                key: jax.Array) -> tuple[TrainState, Any]:
+                pool: jax.Array, num_valid: jax.Array, num_steps: int,
+                schedule: dict[str, jax.Array], key: jax.Array) -> tuple[TrainState, Any]:
     """One epoch over ``pool[:num_valid]``, all on the device.
 
     Args:
@@ -237,7 +251,8 @@ class Trainer:
       pool: int32 device array ``[N]``: the indices to train on, then padding.
       num_valid: int32 device scalar ``n >= 1``, the real entries of ``pool``.
       num_steps: ``ceil(n / B)`` (the host knows ``n``).
-      lr: float32 device scalar, this epoch's learning rate.
+      schedule: this epoch's ``learning_rate`` and ``progress`` (the fraction
+        of the fit's epochs already done), float32 device scalars.
       key: the fit's PRNG key.
 
     Returns:
@@ -247,11 +262,11 @@ class Trainer:
       read their batch from the device-side order: no host round-trip either way.
     """
     if self.compiled_epochs:
-      return self.train_epoch(state, images, labels, pool, num_valid, lr, key)
+      return self.train_epoch(state, images, labels, pool, num_valid, schedule, key)
     order, totals, first_step = self._start_epoch_jit(state, pool, num_valid, key)
     for _ in range(num_steps):
       state, totals = self.train_step(state, totals, images, labels, order, num_valid,
-                                      first_step, lr, key)
+                                      first_step, schedule, key)
     return state, totals
 
   def _train_step_impl(self, *args):
@@ -328,8 +343,10 @@ def fit(trainer: Trainer, state: TrainState, images: jax.Array, labels: jax.Arra
   progress = Progress(description, total=epochs)
   start = time.perf_counter()
   for epoch in range(epochs):
-    lr = jax.device_put(np.float32(optim.learning_rate(cfg, epoch)), trainer.replicated)
-    state, sums = trainer.run_epoch(state, images, labels, pool, num_valid, num_steps, lr, key)
+    schedule = jax.device_put({'learning_rate': np.float32(optim.learning_rate(cfg, epoch)),
+                               'progress': np.float32(epoch / epochs)}, trainer.replicated)
+    state, sums = trainer.run_epoch(state, images, labels, pool, num_valid, num_steps, schedule,
+                                    key)
     metrics = {k: float(v) / num_steps for k, v in jax.device_get(sums).items()}
     if not all(np.isfinite(v) for v in metrics.values()):
       raise JalError(f'{description}: a loss became {metrics} in epoch {epoch + 1}; lower the '

@@ -29,7 +29,7 @@ def _counting_loss(pool):
   """A loss whose metrics count what the epoch fed it (sums over the batch)."""
   pool = jnp.asarray(pool)
 
-  def loss_fn(apply_fn, variables, images, labels, mask, key):
+  def loss_fn(apply_fn, variables, images, labels, mask, key, progress):
     del key
     out = apply_fn(variables, images, train=True)['classifier']
     loss = training.masked_mean(jnp.mean(out ** 2, -1), mask)
@@ -39,7 +39,7 @@ def _counting_loss(pool):
         'count': jnp.sum(mask), 'id_sum': jnp.sum(ids * mask),
         'id_square_sum': jnp.sum(ids ** 2 * mask), 'fill': jnp.sum(fill),
         'fill_from_pool': jnp.sum(fill * jnp.isin(labels, pool)),
-        'batches': jnp.float32(1.0)})
+        'batches': jnp.float32(1.0), 'progress': progress})
   return loss_fn
 
 
@@ -67,6 +67,8 @@ def test_epoch_feeds_every_index_once_and_masks_the_fill_up(n, batch_size, compi
                                   key=jax.random.key(epochs))
     steps = -(-n // batch_size)
     assert metrics['batches'] == 1.0  # the metrics are means over the epoch's steps
+    # The last epoch's progress: the fraction of the fit's epochs done before it.
+    np.testing.assert_allclose(metrics['progress'], (epochs - 1) / epochs)
     totals = {k: v * steps for k, v in metrics.items()}
     assert totals['count'] == n
     np.testing.assert_allclose(totals['id_sum'], indices.sum(), rtol=1e-6)

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 
 from jal.errors import JalError
 from jal.models.features import Features
-from jal.models.heads import ClassifierHead, MultiHeadNet, RotationHead
+from jal.models.ensemble import Ensemble
+from jal.models.heads import ClassifierHead, LossPredictionHead, MultiHeadNet, RotationHead
 from jal.models.resnet import ResNet18
 from jal.models.small_cnn import SmallCNN
 from jal.models.vgg import VGG16
@@ -22,7 +23,9 @@ from jal.models.vgg import VGG16
 __all__ = [
     'BACKBONES',
     'ClassifierHead',
+    'Ensemble',
     'Features',
+    'LossPredictionHead',
     'MultiHeadNet',
     'ResNet18',
     'RotationHead',
@@ -58,7 +61,8 @@ def compute_dtype(name: Any) -> Any:
                  '(parameters stay float32 either way)')
 
 
-def get_backbone(name: str, *, width: int | None = None, dtype: Any = jnp.float32) -> nn.Module:
+def get_backbone(name: str, *, width: int | None = None, dtype: Any = jnp.float32,
+                 dropout_rate: float = 0.0) -> nn.Module:
   """Builds a backbone by name.
 
   Args:
@@ -68,18 +72,23 @@ def get_backbone(name: str, *, width: int | None = None, dtype: Any = jnp.float3
     dtype: compute dtype, ``jnp.bfloat16`` or its name ``'bfloat16'`` (mixed
       precision: activations and matmuls in bf16, parameters, batch-norm
       statistics, heads and losses in float32), or float32.
+    dropout_rate: MC dropout after the convolutions (ResNet-18: of its
+      blocks), active only with a ``'dropout'`` PRNG stream; 0: none.
 
   Returns:
     An unbound flax module ``backbone(x, train) -> Features``.
 
   Raises:
-    JalError: the name or dtype is unknown or the width is not a positive integer.
+    JalError: the name or dtype is unknown, the width is not a positive
+      integer or the dropout rate is not in ``[0, 1)``.
   """
   dtype = compute_dtype(dtype)
+  if not 0.0 <= dropout_rate < 1.0:
+    raise JalError(f'dropout rate must be in [0, 1), got {dropout_rate!r}')
   if name not in BACKBONES:
     raise JalError(f'unknown backbone {name!r}; known backbones: {", ".join(sorted(BACKBONES))}')
   if width is None:
-    return BACKBONES[name](dtype=dtype)
+    return BACKBONES[name](dtype=dtype, dropout_rate=dropout_rate)
   if isinstance(width, bool) or not isinstance(width, int) or width < 1:
     raise JalError(f'backbone width must be a positive integer, got {width!r}')
-  return BACKBONES[name](width=width, dtype=dtype)
+  return BACKBONES[name](width=width, dtype=dtype, dropout_rate=dropout_rate)

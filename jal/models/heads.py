@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax.core import FrozenDict
 
 from jal.errors import JalError
+from jal.models.dropout import mc_dropout
 from jal.models.features import Features
 
 
@@ -19,9 +20,13 @@ class ClassifierHead(nn.Module):
 
   Attributes:
     num_classes: number of classes.
+    dropout_rate: MC dropout on the features before the layer (the
+      last-layer MC-dropout variants of BALD / DBAL), active only with a
+      ``'dropout'`` PRNG stream; 0 (default): none.
   """
 
   num_classes: int
+  dropout_rate: float = 0.0
 
   @nn.compact
   def __call__(self, features: Features, train: bool = False) -> jax.Array:
@@ -35,9 +40,8 @@ class ClassifierHead(nn.Module):
       float32 logits with shape ``[B, num_classes]``.
     """
     del train
-    return nn.Dense(
-        self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32,
-        name='fc')(features.pooled.astype(jnp.float32))
+    x = mc_dropout(self, features.pooled.astype(jnp.float32), self.dropout_rate)
+    return nn.Dense(self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32, name='fc')(x)
 
 
 class RotationHead(ClassifierHead):
@@ -49,6 +53,47 @@ class RotationHead(ClassifierHead):
   """
 
   num_classes: int = 4
+
+
+class LossPredictionHead(nn.Module):
+  """The loss prediction module of Learning Loss (Yoo & Kweon, CVPR 2019, Fig. 3).
+
+  Each of the backbone's blocks goes through global average pooling, a fully
+  connected layer of ``width`` units and a ReLU; the concatenation goes
+  through a fully connected layer to one number, the predicted loss. TA-VAAL
+  (paper 004) uses the same module as its ranker.
+
+  Attributes:
+    width: units of each block's layer (128 in Yoo & Kweon).
+  """
+
+  width: int = 128
+
+  @nn.compact
+  def __call__(self, features: Features, train: bool = False,
+               stop_gradient: jax.Array | bool = False) -> jax.Array:
+    """Predicts the loss of each example.
+
+    Args:
+      features: the backbone's output; reads ``features.blocks``, each
+        ``[B, h, w, c]``.
+      train: unused.
+      stop_gradient: bool scalar (may be traced); when true no gradient flows
+        from this head into the backbone (Learning Loss stops it after 60% of
+        the epochs). Applied after the pooling, which is linear, so it cuts
+        the backbone's gradient exactly and costs ``O(B c)``, not ``O(B h w c)``.
+
+    Returns:
+      float32 with shape ``[B]``: the predicted losses (unnormalised scores;
+      only their order is trained).
+    """
+    del train
+    pooled = []
+    for index, block in enumerate(features.blocks):
+      x = jnp.mean(block.astype(jnp.float32), axis=(1, 2))
+      x = jnp.where(stop_gradient, jax.lax.stop_gradient(x), x)
+      pooled.append(nn.relu(nn.Dense(self.width, name=f'block{index + 1}_fc')(x)))
+    return nn.Dense(1, name='fc')(jnp.concatenate(pooled, axis=-1))[:, 0]
 
 
 class MultiHeadNet(nn.Module):
@@ -85,19 +130,25 @@ class MultiHeadNet(nn.Module):
       object.__setattr__(self, 'heads', FrozenDict(self.heads))
     super().__post_init__()
 
-  def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
+  def __call__(self, x: jax.Array, train: bool,
+               head_args: Mapping[str, Mapping[str, jax.Array]] | None = None
+               ) -> dict[str, jax.Array]:
     """Runs the backbone and every head.
 
     Args:
       x: float array with shape ``[B, H, W, C]``, already normalised.
       train: passed to the backbone and to every head; in train mode apply
         with ``mutable=['batch_stats']``.
+      head_args: optional extra keyword arguments by head name (e.g.
+        ``{'loss_prediction': {'stop_gradient': flag}}``).
 
     Returns:
       One entry per head name with that head's output, plus ``'features'``:
       the float32 pooled features ``[B, D]``.
     """
     features = self.backbone(x, train)
-    outputs = {name: head(features, train=train) for name, head in self.heads.items()}
+    head_args = head_args or {}
+    outputs = {name: head(features, train=train, **head_args.get(name, {}))
+               for name, head in self.heads.items()}
     outputs['features'] = features.pooled
     return outputs

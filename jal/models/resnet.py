@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jal.models.dropout import mc_dropout
 from jal.models.features import Features
 
 # PyTorch's BatchNorm2d defaults (momentum 0.1 on the new value, eps 1e-5) in
@@ -59,15 +60,25 @@ class BasicBlock(nn.Module):
   The shortcut is the identity when the shape is unchanged, else a projection
   (1x1 conv with ``strides`` and no bias, then BN), as in the reference code.
 
+  MC dropout (``dropout_rate > 0``; the SCAL paper's BALD, paper 002 App.
+  A.3: "a dropout layer with probability of 0.3 after convolutional layers in
+  the ResNet blocks") follows each of the block's two convolutions, after its
+  activation: after ``relu(bn1(conv1))`` and after the block's output
+  ``relu(bn2(conv2) + shortcut)``. The paper does not say where exactly; this
+  keeps the residual sum and batch norm on undropped values. It is active
+  only when the caller gives a ``'dropout'`` PRNG stream (`mc_dropout`).
+
   Attributes:
     features: output channels.
     strides: stride of the first conv and of the projection (1 or 2).
     dtype: compute dtype; parameters stay float32.
+    dropout_rate: MC-dropout probability (0: no dropout layers).
   """
 
   features: int
   strides: int = 1
   dtype: Any = jnp.float32
+  dropout_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -86,13 +97,14 @@ class BasicBlock(nn.Module):
         dtype=self.dtype, param_dtype=jnp.float32, name=name)
     y = conv(self.features, 3, self.strides, PAD1, 'conv1')(x)
     y = nn.relu(batch_norm(train, self.dtype, 'bn1')(y))
+    y = mc_dropout(self, y, self.dropout_rate)
     y = conv(self.features, 3, 1, PAD1, 'conv2')(y)
     y = batch_norm(train, self.dtype, 'bn2')(y)
     shortcut = x
     if self.strides != 1 or x.shape[-1] != self.features:
       shortcut = conv(self.features, 1, self.strides, 'VALID', 'shortcut_conv')(x)
       shortcut = batch_norm(train, self.dtype, 'shortcut_bn')(shortcut)
-    return nn.relu(y + shortcut)
+    return mc_dropout(self, nn.relu(y + shortcut), self.dropout_rate)
 
 
 class ResNet18(nn.Module):
@@ -108,10 +120,13 @@ class ResNet18(nn.Module):
     width: channels of the first stage (64 in the paper's CIFAR variant).
     dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32 and
       ``pooled`` is returned in float32.
+    dropout_rate: MC dropout after the convolutions of every block (see
+      `BasicBlock`); 0 (default) adds no dropout.
   """
 
   width: int = 64
   dtype: Any = jnp.float32
+  dropout_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> Features:
@@ -139,6 +154,7 @@ class ResNet18(nn.Module):
             self.width * multiplier,
             strides=strides if index == 0 else 1,
             dtype=self.dtype,
+            dropout_rate=self.dropout_rate,
             name=f'stage{stage + 1}_block{index + 1}')(x, train)
       blocks.append(x)
     pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))

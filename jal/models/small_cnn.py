@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jal.models.dropout import mc_dropout
 from jal.models.features import Features
 from jal.models.resnet import PAD1, batch_norm
 from jal.models.vgg import max_pool_2x2
@@ -26,10 +27,13 @@ class SmallCNN(nn.Module):
     width: channels of the first stage.
     dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32 and
       ``pooled`` is returned in float32.
+    dropout_rate: MC dropout after every conv's activation, active only with
+      a ``'dropout'`` PRNG stream (`jal.models.dropout`); 0 (default): none.
   """
 
   width: int = 32
   dtype: Any = jnp.float32
+  dropout_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> Features:
@@ -54,6 +58,7 @@ class SmallCNN(nn.Module):
             dtype=self.dtype, param_dtype=jnp.float32,
             name=f'stage{stage + 1}_conv{index + 1}')(x)
         x = nn.relu(batch_norm(train, self.dtype, f'stage{stage + 1}_bn{index + 1}')(x))
+        x = mc_dropout(self, x, self.dropout_rate)
       if stage < 2:
         x = max_pool_2x2(x)
       blocks.append(x)

@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jal.models.dropout import mc_dropout
 from jal.models.features import Features
 from jal.models.resnet import PAD1, batch_norm
 
@@ -60,10 +61,13 @@ class VGG16(nn.Module):
     width: channels of the first group (64 in VGG-16).
     dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32 and
       ``pooled`` is returned in float32.
+    dropout_rate: MC dropout after every conv's activation, active only with
+      a ``'dropout'`` PRNG stream (`jal.models.dropout`); 0 (default): none.
   """
 
   width: int = 64
   dtype: Any = jnp.float32
+  dropout_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> Features:
@@ -87,6 +91,7 @@ class VGG16(nn.Module):
             self.width * multiplier, (3, 3), padding=PAD1, use_bias=True,
             dtype=self.dtype, param_dtype=jnp.float32, name=name)(x)
         x = nn.relu(batch_norm(train, self.dtype, f'group{group + 1}_bn{index + 1}')(x))
+        x = mc_dropout(self, x, self.dropout_rate)
       x = max_pool_2x2(x)
       blocks.append(x)
     pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))

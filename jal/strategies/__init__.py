@@ -1,6 +1,7 @@
 """Query strategies, found by import path: ``jal.strategies.<name>.Strategy``.
 
-Adding one is adding a module here with a ``Strategy`` class (see `base`).
+Adding one is adding a module here with a ``Strategy`` class (see `base`);
+modules whose names start with an underscore hold code shared by several.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from jal.errors import JalError
 def available() -> list[str]:
   """The names ``config.strategy.name`` accepts."""
   import jal.strategies as package
-  return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name != 'base')
+  return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
+                if m.name != 'base' and not m.name.startswith('_'))
 
 
 def get(name: str):

@@ -7,10 +7,12 @@ hooks, with no special case in the experiment loop:
 1. Strategies that only score with the task model (entropy, least confidence,
    margin, BALD, CoreSet, FeatureSim, DFM) implement `query` alone and call
    ``ctx.task.predict`` with a function of the task model's outputs.
-2. Strategies that change how the task model is trained (Learning Loss,
-   TA-VAAL's ranker, SCAL, MAL) also override `task_heads` (extra heads on the
-   task model's backbone, e.g. a loss-prediction module or a projection head)
-   and `task_loss` (the training objective, which sees every head's output).
+2. Strategies that change the task model or how it is trained (Learning
+   Loss, TA-VAAL's ranker, SCAL, MAL, MC dropout, ensembles) also override
+   `task_heads` (extra heads on the task model's backbone, e.g. a
+   loss-prediction module or a projection head), `task_model` (the whole
+   network: dropout in the backbone, M vmapped members) and `task_loss` (the
+   training objective, which sees every head's output).
    A strategy that needs a different training loop altogether (MAL's minimax
    game over labeled and unlabeled batches) overrides `fit_task_model`.
 3. Strategies that train networks of their own (PAL's scoring network, VAAL's
@@ -27,13 +29,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
 
 from jal import rng, selection, training
 from jal.data import Dataset
-from jal.models import ClassifierHead
+from jal.models import ClassifierHead, MultiHeadNet, get_backbone
 from jal.pool import Pool
 
 
@@ -98,6 +101,21 @@ class Strategy:
   def task_heads(self, num_classes: int) -> dict[str, Any]:
     """The heads on the task model's backbone; must include ``'classifier'``."""
     return {'classifier': ClassifierHead(num_classes)}
+
+  def task_backbone(self, dropout_rate: float = 0.0) -> nn.Module:
+    """The backbone of ``config.model`` (name, width, compute dtype)."""
+    cfg = self.config.model
+    return get_backbone(cfg.name, width=cfg.get('width'), dtype=cfg.get('dtype', 'float32'),
+                        dropout_rate=dropout_rate)
+
+  def task_model(self, num_classes: int) -> nn.Module:
+    """The task model: `task_backbone` with `task_heads`.
+
+    Called as ``model.apply(variables, x, train=...)`` it returns a dict with
+    at least ``'classifier'`` (float32 logits ``[B, num_classes]``, what the
+    loop evaluates) and ``'features'``.
+    """
+    return MultiHeadNet(self.task_backbone(), self.task_heads(num_classes))
 
   task_loss = staticmethod(training.cross_entropy_loss)
 

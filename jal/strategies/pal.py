@@ -55,7 +55,7 @@ def _rotation_loss(outputs, rotation_labels, mask):
   return training.masked_mean(ce, jnp.tile(mask, 4))
 
 
-def scoring_loss(apply_fn, variables, images, labels, mask, key):
+def scoring_loss(apply_fn, variables, images, labels, mask, key, progress):
   """The scoring network's objective (Algorithm 1, training part).
 
   Cross-entropy of the classification head on the labeled images plus the
@@ -63,7 +63,7 @@ def scoring_loss(apply_fn, variables, images, labels, mask, key):
   passes of Algorithm 1 run as one batch of ``4B`` (the unrotated copy is the
   first quarter and feeds the classification head).
   """
-  del key
+  del key, progress
   b = images.shape[0]
   x, rotation_labels = _rotation_batch(images)
   outputs, new_state = apply_fn(variables, x, train=True, mutable=['batch_stats'])
@@ -75,18 +75,18 @@ def scoring_loss(apply_fn, variables, images, labels, mask, key):
                 {'loss': loss, 'rotation_loss': rotation, 'classification_loss': classification})
 
 
-def pretext_loss(apply_fn, variables, images, labels, mask, key):
+def pretext_loss(apply_fn, variables, images, labels, mask, key, progress):
   """Rotation cross-entropy alone: how ``g'`` is fine-tuned on a sub-query (no labels)."""
-  del labels, key
+  del labels, key, progress
   x, rotation_labels = _rotation_batch(images)
   outputs, new_state = apply_fn(variables, x, train=True, mutable=['batch_stats'])
   loss = _rotation_loss(outputs, rotation_labels, mask)
   return loss, (new_state['batch_stats'], {'loss': loss})
 
 
-def pretext_loss_frozen_backbone(apply_fn, variables, images, labels, mask, key):
+def pretext_loss_frozen_backbone(apply_fn, variables, images, labels, mask, key, progress):
   """`pretext_loss` with the backbone in inference mode (``finetune_scope='head'``)."""
-  del labels, key
+  del labels, key, progress
   x, rotation_labels = _rotation_batch(images)
   outputs = apply_fn(variables, x, train=False)
   loss = _rotation_loss(outputs, rotation_labels, mask)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def top_k(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+def top_k(scores: np.ndarray, candidates: np.ndarray, k: int,
+          tie_break: np.ndarray | None = None) -> np.ndarray:
   """The ``k`` candidates with the highest scores.
 
-  Ties go to the candidate listed first, so the result is deterministic.
+  Ties go to the highest ``tie_break`` score if given, then to the candidate
+  listed first, so the result is deterministic.
 
   Args:
     scores: float with shape ``[n]``, aligned with ``candidates``.
     candidates: int with shape ``[n]``: pool indices.
     k: how many to select (clipped to ``n``).
+    tie_break: optional float ``[n]``, the secondary key.
 
   Returns:
     int64 with shape ``[min(k, n)]``, best first.
@@ -21,10 +24,12 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
   Raises:
     ValueError: if shapes disagree or a score is NaN.
   """
-  scores = np.asarray(scores)
-  if scores.shape != np.shape(candidates):
-    raise ValueError(f'{scores.shape} scores for {np.shape(candidates)} candidates')
-  if np.isnan(scores).any():
-    raise ValueError('a score is NaN')
-  order = np.argsort(-scores, kind='stable')[:k]
+  keys = [np.asarray(scores)] + ([] if tie_break is None else [np.asarray(tie_break)])
+  for key in keys:
+    if key.shape != np.shape(candidates):
+      raise ValueError(f'{key.shape} scores for {np.shape(candidates)} candidates')
+    if np.isnan(key).any():
+      raise ValueError('a score is NaN')
+  # np.lexsort sorts by the last key first, and is stable.
+  order = np.lexsort([np.arange(len(keys[0]))] + [-key for key in reversed(keys)])[:k]
   return np.asarray(candidates, np.int64)[order]

@@ -275,16 +275,6 @@ def test_bfloat16_run_matches_float32_closely(tmp_path):
   assert abs(bf16[0]['train_loss'] - f32[0]['train_loss']) < 0.1
 
 
-@pytest.mark.parametrize('name', ['least_confidence', 'margin'])
-def test_uncertainty_strategy_queries_its_highest_scores(tmp_path, name):
-  from jal.strategies import base
-  from jal import strategies
-  config = tiny_config(name)
-  records = experiment.run(config, str(tmp_path))
-  assert [r['query_size'] for r in records] == [20, 0]
-  assert issubclass(strategies.get(name), base.TaskScoreStrategy)
-
-
 def test_candidate_subset_is_random_per_round_and_holds_the_query(tmp_path):
   config = tiny_config('entropy', candidate_subset=50, num_rounds=3)
   dataset = experiment.load_dataset(config)

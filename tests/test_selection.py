@@ -91,3 +91,24 @@ def test_subquery_sizes_examples():
   assert subquery_sizes(5, 1) == [5]
   assert subquery_sizes(3, 5) == [1, 1, 1]  # K > budget: one each
   assert subquery_sizes(1, 4) == [1]
+
+
+def test_top_k_breaks_ties_by_the_secondary_score_then_by_position():
+  scores = np.array([1.0, 2.0, 2.0, 2.0, 0.0])
+  tie_break = np.array([9.0, 0.5, 0.7, 0.5, 9.0])
+  candidates = np.array([10, 11, 12, 13, 14])
+  assert top_k(scores, candidates, 5, tie_break=tie_break).tolist() == [12, 11, 13, 10, 14]
+  with pytest.raises(ValueError, match='NaN'):
+    top_k(scores, candidates, 1, tie_break=np.full(5, np.nan))
+
+
+@_SETTINGS
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=0, max_size=30),
+       st.integers(0, 35))
+def test_top_k_with_tie_break_matches_a_lexicographic_sort(pairs, k):
+  scores = np.array([p[0] for p in pairs], np.float64)
+  secondary = np.array([p[1] for p in pairs], np.float64)
+  candidates = np.arange(100, 100 + len(pairs))
+  order = sorted(range(len(pairs)), key=lambda i: (-scores[i], -secondary[i], i))
+  want = [candidates[i] for i in order[:k]]
+  assert top_k(scores, candidates, k, tie_break=secondary).tolist() == want

@@ -1,0 +1,176 @@
+"""The k-center greedy of CoreSet (Sener & Savarese, ICLR 2018, Algorithm 1).
+
+"Active Learning for Convolutional Neural Networks: A Core-Set Approach"
+casts the query as a k-center problem over the labeled pool ``s0`` and the
+candidates: choose ``k`` candidates so that the largest distance from any
+point to its nearest chosen-or-labeled point is as small as possible. The
+greedy of Algorithm 1 (a 2-approximation) repeats ``k`` times
+
+  u = argmax_{i not in s} min_{j in s} Delta(x_i, x_j),     s = s ∪ {u},
+
+starting from ``s = s0``. This is the greedy alone: the paper's robust
+k-center, a mixed integer program with outliers that refines the greedy
+(Sec. 4.3), is not implemented (the SCAL paper's CoreSet baseline and
+google/active-learning's ``kcenter_greedy.py`` use the greedy too).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# Labeled centers per step of the initial minimum: the distance block is
+# ``[n, CENTER_BLOCK]`` float32, a quarter of the points for ``d = 512``.
+CENTER_BLOCK = 128
+# Points per step when the initial minimum is recomputed by direct differences.
+POINT_BLOCK = 4096
+
+
+def _nearest_center(points: jax.Array, centers: jax.Array, block: int) -> jax.Array:
+  """The index of each point's nearest center, by the matmul expansion.
+
+  ``||x - c||^2 = |x|^2 - 2 x.c + |c|^2`` over blocks of ``block`` centers (the
+  last block shifted back to end at ``m``: it overlaps its neighbour, which
+  cannot change a minimum, and needs no padded copy of the centers), so the
+  largest buffer is ``[n, block]``. The expansion is only used to *choose*
+  the center (its rounding error, about ``eps (|x|^2 + |c|^2)``, can only swap
+  two centers that are that close to equidistant); the distance itself is
+  recomputed by `_sq_dist_to_rows`.
+
+  Args:
+    points: float32 ``[n, d]``.
+    centers: float32 ``[m, d]``, ``m >= 1``.
+    block: static number of centers per step.
+
+  Returns:
+    int32 ``[n]``, positions into ``centers``; the first on ties.
+  """
+  n = points.shape[0]
+  m = centers.shape[0]
+  block = min(block, m)
+  points_sq = jnp.sum(jnp.square(points), axis=1)
+
+  def body(b, carry):
+    best, arg = carry
+    start = jnp.minimum(b * block, m - block)
+    c = lax.dynamic_slice_in_dim(centers, start, block)
+    dist = (points_sq[:, None]
+            - 2.0 * jnp.dot(points, c.T, precision=lax.Precision.HIGHEST)
+            + jnp.sum(jnp.square(c), axis=1)[None, :])
+    block_arg = jnp.argmin(dist, axis=1).astype(jnp.int32)
+    block_best = jnp.min(dist, axis=1)
+    better = block_best < best  # strict: an earlier block keeps a tie
+    return jnp.where(better, block_best, best), jnp.where(better, block_arg + start, arg)
+
+  init = (jnp.full((n,), jnp.inf, jnp.float32), jnp.zeros((n,), jnp.int32))
+  return lax.fori_loop(0, -(-m // block), body, init)[1]
+
+
+def _sq_dist_to_rows(points: jax.Array, centers: jax.Array, rows: jax.Array,
+                     block: int) -> jax.Array:
+  """``sum_d (points[i] - centers[rows[i]])^2`` by direct differences, blockwise.
+
+  Blocks of ``block`` points (the last one shifted back to end at ``n``, so it
+  overlaps its neighbour and recomputes a few identical values), so the
+  gathered centers take ``[block, d]``, not ``[n, d]``.
+
+  Args:
+    points: float32 ``[n, d]``, ``n >= 1``.
+    centers: float32 ``[m, d]``.
+    rows: int32 ``[n]``, positions into ``centers``.
+    block: static number of points per step.
+
+  Returns:
+    float32 ``[n]``.
+  """
+  n = points.shape[0]
+  block = min(block, n)
+
+  def body(b, out):
+    start = jnp.minimum(b * block, n - block)
+    x = lax.dynamic_slice_in_dim(points, start, block)
+    c = jnp.take(centers, lax.dynamic_slice_in_dim(rows, start, block), axis=0)
+    return lax.dynamic_update_slice_in_dim(out, jnp.sum(jnp.square(x - c), axis=1), start, 0)
+
+  return lax.fori_loop(0, -(-n // block), body, jnp.zeros((n,), jnp.float32))
+
+
+@functools.partial(jax.jit, static_argnames=('k',))
+def k_center_greedy(points: jax.Array, centers: jax.Array, k: int) -> jax.Array:
+  """The k-center greedy of Sener & Savarese (ICLR 2018, Algorithm 1).
+
+  With ``Delta(a, b) = ||a - b||^2`` (squared Euclidean: the same argmax as the
+  paper's Euclidean distance), ``k`` steps of
+
+    D_i = min_{j in s} Delta(x_i, x_j),   u = argmax_{i not in s} D_i,   s = s ∪ {u},
+
+  from ``s`` = the centers, kept as a running minimum: ``D`` starts as the
+  squared distance of each point to its nearest center and, after each pick
+  ``u``, becomes ``min(D, Delta(x, x_u))``, with ``D_u = -inf`` so that no
+  point is picked twice, even when points are duplicated (zero distance).
+
+  Ties go to the lowest index, as with ``np.argmax``. With no centers
+  (``m = 0``) Algorithm 1 starts from an arbitrary point; here ``D`` starts at
+  ``+inf`` everywhere, so the first pick is point 0 and the run is
+  deterministic.
+
+  Every distance that ``D`` holds is a direct difference ``sum_d (x - c)^2``
+  in float32, as a NumPy reference computes it, so the picks are NumPy's
+  unless two distances are within float32 rounding of each other. To find
+  each point's nearest center, the ``m`` centers are compared in blocks of
+  `CENTER_BLOCK` with the matmul expansion (4-8x faster on 2 CPU cores than
+  blocked direct differences for ``n = 10^4, m = 10^3, d = 512``); the
+  distance to the chosen center is then recomputed by direct differences,
+  since the expansion's cancellation error (about ``eps |x|^2``) changes picks
+  when the features lie far from the origin.
+
+  Memory is O(n d): besides the inputs, a ``[n, CENTER_BLOCK]`` distance block
+  (while the centers are scanned), a ``[POINT_BLOCK, d]`` block and a few
+  ``[n]`` vectors; never ``[n, m]`` or ``[n, n]``. One million points and ten
+  thousand centers of dimension 512 need about 0.6 GB besides the inputs.
+
+  Args:
+    points: float32 ``[n, d]``, the candidates' features (e.g. the task
+      model's penultimate features); other float dtypes are cast to float32.
+    centers: float32 ``[m, d]``, ``m >= 0``, the labeled pool's features.
+    k: static number of picks, ``0 <= k <= n``.
+
+  Returns:
+    int32 ``[k]``: distinct positions into ``points``, in the order picked.
+    With non-finite features the order is unspecified (still distinct).
+
+  Raises:
+    ValueError: if ``k`` is not in ``[0, n]`` or the shapes disagree (at trace
+      time).
+  """
+  if points.ndim != 2 or centers.ndim != 2 or points.shape[1] != centers.shape[1]:
+    raise ValueError(f'points {points.shape} and centers {centers.shape} must be [n, d] and '
+                     f'[m, d] with the same d')
+  n, m = points.shape[0], centers.shape[0]
+  if not 0 <= k <= n:
+    raise ValueError(f'k={k} must be in [0, {n}]: k-center greedy picks distinct points')
+  if k == 0:
+    return jnp.zeros((0,), jnp.int32)
+  points = points.astype(jnp.float32)
+  centers = centers.astype(jnp.float32)
+
+  if m:
+    nearest = _nearest_center(points, centers, CENTER_BLOCK)
+    min_dist = _sq_dist_to_rows(points, centers, nearest, POINT_BLOCK)
+  else:
+    min_dist = jnp.full((n,), jnp.inf, jnp.float32)
+
+  def pick(t, carry):
+    min_dist, picks = carry
+    u = jnp.argmax(min_dist).astype(jnp.int32)
+    x_u = lax.dynamic_index_in_dim(points, u, keepdims=False)
+    dist = jnp.sum(jnp.square(points - x_u), axis=1)
+    # A picked point stays at -inf even if ``dist`` is NaN (non-finite input).
+    min_dist = jnp.where(min_dist == -jnp.inf, -jnp.inf, jnp.minimum(min_dist, dist))
+    return min_dist.at[u].set(-jnp.inf), picks.at[t].set(u)
+
+  _, picks = lax.fori_loop(0, k, pick, (min_dist, jnp.zeros((k,), jnp.int32)))
+  return picks

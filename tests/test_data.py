@@ -16,7 +16,6 @@ from jal import data as jd
 from jal.data import cache
 from jal.data import idx
 from jal.data import local
-from jal.data import sources
 from jal.data import tfds_source
 from jal.data.dataset import Arrays
 from jal.errors import JalError

@@ -16,7 +16,6 @@ decoding, so threads scale with cores without the cost of processes).
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import io
 import os
 import zipfile

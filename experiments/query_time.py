@@ -1,0 +1,190 @@
+r"""Query time of every acquisition strategy, in units of Entropy's (SCAL paper, Table 1).
+
+The SCAL paper (paper 002, Table 1) times each strategy's query with a
+ResNet-18 task model selecting 1,000 from a random 10,000-sample subset and
+divides by Entropy's time: Entropy 1.0, Learning Loss 1.8, CoreSet 15.2,
+BALD (50 passes) 35.7, DFM 1.38, FeatureSim 1.32, SCAL 1.37. This script
+measures the same ratio for jal in one run, so the machine's noise hits every
+strategy alike.
+
+For each strategy it builds the task model the strategy trains (MC dropout,
+ensemble members, the loss prediction module; freshly initialised: a query's
+cost does not depend on the weights), puts ``--labeled`` labeled and
+``--candidates`` candidate images (random uint8, 32x32x3, on the device) in a
+pool, and times ``strategy.query(ctx, budget)``: feature extraction or the
+stochastic passes, the scoring and the selection, to the returned indices.
+A first query compiles every function the query uses: the full query, or for
+the MC-dropout strategies (whose functions have fixed chunk shapes) one chunk;
+its time beyond the steady state is reported apart as ``compile``. The
+figure is the median of ``--repeats`` full queries after it.
+
+  python experiments/query_time.py --preset=cpu   # 2 CPU cores: about 10 minutes
+  python experiments/query_time.py --preset=gpu   # the paper's sizes
+
+``--strategies=a,b`` times a subset (``entropy`` is always included, as the
+unit); ``--json=FILE`` also writes the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+from absl import app, flags
+import jax
+import numpy as np
+
+from jal import config_util, progress, rng, sharding, strategies, training
+from jal.data.dataset import Dataset
+from jal.pool import Pool
+from jal.strategies import _mc_dropout, base
+
+# The strategies that query with the task model alone (PAL, VAAL, ... train
+# networks of their own inside the query: their cost is training, not scoring).
+DEFAULT_STRATEGIES = ('entropy', 'least_confidence', 'margin', 'learning_loss',
+                      'learning_loss_v2', 'coreset', 'bald', 'dbal', 'bald_last_layer',
+                      'dbal_last_layer', 'ensemble_entropy', 'ensemble_varratio')
+# The paper's Table 1 (Entropy units), for the strategies it times.
+PAPER = {'entropy': 1.0, 'learning_loss': 1.803, 'coreset': 15.181, 'bald': 35.693}
+
+PRESETS = {
+    # The paper's sizes. Scoring batch 500; MC dropout 50 images x 50 passes per call.
+    'gpu': dict(candidates=10_000, budget=1_000, labeled=1_000, width=64, eval_batch_size=500,
+                mc_batch_size=50, repeats=3),
+    # ResNet-18 on 2 CPU cores: 50 x 500 MC passes take minutes, so 10x fewer
+    # candidates and a 10x smaller query (the ratio of selected to scored is
+    # the paper's; CoreSet's greedy, O(budget x candidates), shrinks 100x).
+    'cpu': dict(candidates=500, budget=50, labeled=1_000, width=64, eval_batch_size=100,
+                mc_batch_size=10, repeats=1),
+}
+
+_PRESET = flags.DEFINE_enum('preset', 'cpu', list(PRESETS), 'Sizes to start from.')
+_STRATEGIES = flags.DEFINE_list('strategies', list(DEFAULT_STRATEGIES), 'Strategies to time.')
+_CANDIDATES = flags.DEFINE_integer('candidates', None, 'Candidates scored per query.')
+_BUDGET = flags.DEFINE_integer('budget', None, 'Query size.')
+_LABELED = flags.DEFINE_integer('labeled', None, 'Labeled pool (CoreSet centers).')
+_WIDTH = flags.DEFINE_integer('width', None, 'ResNet-18 width (64: the standard network).')
+_NETWORK = flags.DEFINE_enum('network', 'resnet18', ['resnet18', 'small_cnn'], 'Task network.')
+_EVAL_BATCH = flags.DEFINE_integer('eval_batch_size', None, 'Scoring batch size.')
+_MC_BATCH = flags.DEFINE_integer('mc_batch_size', None, 'Images per MC-dropout call.')
+_SAMPLES = flags.DEFINE_integer('num_mc_samples', 50, 'MC-dropout passes (T).')
+_REPEATS = flags.DEFINE_integer('repeats', None, 'Timed full queries after the compiling one.')
+_DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype.')
+_JSON = flags.DEFINE_string('json', None, 'Also write the figures to this JSON file.')
+
+NUM_CLASSES = 10
+IMAGE_SHAPE = (32, 32, 3)
+
+
+def hardware() -> str:
+  """The devices and host measured on, in words."""
+  device = jax.devices()[0]
+  cpu = f'{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})'
+  return cpu if device.platform == 'cpu' else f'{jax.device_count()} x {device.device_kind}, {cpu}'
+
+
+def _settings() -> dict:
+  s = dict(PRESETS[_PRESET.value])
+  for name, flag in [('candidates', _CANDIDATES), ('budget', _BUDGET), ('labeled', _LABELED),
+                     ('width', _WIDTH), ('eval_batch_size', _EVAL_BATCH),
+                     ('mc_batch_size', _MC_BATCH), ('repeats', _REPEATS)]:
+    if flag.value is not None:
+      s[name] = flag.value
+  s.update(network=_NETWORK.value, num_mc_samples=_SAMPLES.value, dtype=_DTYPE.value)
+  return s
+
+
+def _config(s: dict, name: str):
+  config = config_util.base_config()
+  config.model.name = s['network']
+  config.model.width = s['width']
+  config.model.dtype = s['dtype']
+  config.eval_batch_size = s['eval_batch_size']
+  config.strategy = config_util.strategy_config(
+      name, num_mc_samples=s['num_mc_samples'], mc_batch_size=s['mc_batch_size'])
+  return config
+
+
+def time_query(s: dict, name: str, dataset: Dataset, images: jax.Array, labels: jax.Array,
+               mesh) -> dict:
+  """Compile seconds and the median seconds of ``s['repeats']`` queries of ``name``."""
+  config = _config(s, name)
+  strategy = strategies.get(name)(config, dataset, mesh)
+  trainer = training.Trainer(strategy.task_model(NUM_CLASSES), config.train, strategy.task_loss,
+                             dataset.mean, dataset.std, dataset.flip, mesh, IMAGE_SHAPE)
+  variables = trainer.init(rng.key(0, f'query_time_{name}')).variables
+  task = base.TaskModel(trainer, variables, config.eval_batch_size)
+  n = dataset.num_train
+  labeled = np.arange(s['labeled'])
+  pool = Pool(n, np.zeros(0, np.int64), np.zeros(0, np.int32)).add(
+      labeled, dataset.train_labels[labeled])
+  candidates = pool.unlabeled
+
+  def query(candidates, budget):
+    ctx = base.RoundContext(config, dataset, 0, pool, images, labels, candidates, task, mesh)
+    start = time.perf_counter()
+    picked = strategy.query(ctx, budget)
+    seconds = time.perf_counter() - start
+    assert np.unique(picked).size == min(budget, candidates.size), name
+    return seconds
+
+  # The first query compiles. MC-dropout strategies warm up on one chunk of
+  # candidates (their compiled functions have fixed chunk shapes, so the
+  # full query compiles nothing more, and a second full query of T passes
+  # would double the run); the others on the full query, as CoreSet's greedy
+  # is compiled for the number of candidates. Compile time is the warm-up's
+  # time minus its share of the steady-state time.
+  chunked = isinstance(strategy, _mc_dropout.MCDropoutStrategy)
+  warm = candidates[:max(s['eval_batch_size'], s['mc_batch_size'])] if chunked else candidates
+  first = query(warm, min(s['budget'], warm.size))
+  times = [query(candidates, s['budget']) for _ in range(s['repeats'])]
+  median = statistics.median(times)
+  compile_seconds = max(first - median * warm.size / candidates.size, 0.0)
+  return {'seconds': median, 'compile_seconds': compile_seconds,
+          'all_seconds': times}
+
+
+def main(argv):
+  del argv
+  progress.set_enabled(False)
+  s = _settings()
+  names = ['entropy'] + [n for n in _STRATEGIES.value if n != 'entropy']
+  unknown = sorted(set(names) - set(strategies.available()))
+  if unknown:
+    sys.exit(f'query_time: error: unknown strategies {unknown}; known: '
+             f'{", ".join(strategies.available())}')
+  n = s['labeled'] + s['candidates']
+  generator = np.random.default_rng(0)
+  host_images = generator.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8)
+  host_labels = generator.integers(0, NUM_CLASSES, n).astype(np.int32)
+  dataset = Dataset('synthetic', host_images, host_labels, host_images[:1], host_labels[:1],
+                    tuple(str(c) for c in range(NUM_CLASSES)), True,
+                    np.full(3, 0.5, np.float32), np.full(3, 0.25, np.float32))
+  mesh = sharding.make_mesh()
+  on_device = sharding.replicated(mesh)
+  images = jax.device_put(host_images, on_device)
+  labels = jax.device_put(np.where(np.arange(n) < s['labeled'], host_labels, -1), on_device)
+
+  print(f"query time: {s['network']} width {s['width']}, {s['dtype']}, select {s['budget']} of "
+        f"{s['candidates']} candidates, {s['labeled']} labeled, scoring batch "
+        f"{s['eval_batch_size']}, MC dropout T = {s['num_mc_samples']} in calls of "
+        f"{s['mc_batch_size']} images, median of {s['repeats']}")
+  print(f'hardware: {hardware()}; jax {jax.__version__} on {jax.default_backend()}', flush=True)
+  figures = {}
+  for name in names:
+    figures[name] = time_query(s, name, dataset, images, labels, mesh)
+    unit = figures['entropy']['seconds']
+    paper = f"{PAPER[name]:8.1f}" if name in PAPER else '       -'
+    print(f"  {name:26s} {figures[name]['seconds']:9.3f} s  {figures[name]['seconds'] / unit:7.2f}"
+          f"  (paper {paper})   compile {figures[name]['compile_seconds']:.2f} s", flush=True)
+  if _JSON.value:
+    with open(_JSON.value, 'w') as f:
+      json.dump({'settings': s, 'hardware': hardware(), 'figures': figures}, f, indent=1)
+
+
+if __name__ == '__main__':
+  app.run(main)

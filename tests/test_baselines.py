@@ -296,3 +296,18 @@ def test_one_round_of_each_baseline(tmp_path, name):
   records = experiment.run(config, str(tmp_path))
   assert [r['query_size'] for r in records] == [20, 0]
   assert all(np.isfinite(r['train_loss']) and 0 <= r['test_accuracy'] <= 1 for r in records)
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({'strategy.dropout_rate': 1.0}, 'dropout_rate=1.0 must be in'),
+    ({'strategy.num_mc_samples': 1}, 'num_mc_samples=1'),
+    ({'strategy.num_members': 1}, 'num_members=1 must be at least 2'),
+    ({'strategy.detach_after': 1.5}, 'detach_after=1.5'),
+])
+def test_bad_baseline_hyperparameters_give_one_line_errors(tmp_path, overrides, message):
+  from jal.errors import JalError
+  name = {'strategy.num_members': 'ensemble_entropy',
+          'strategy.detach_after': 'learning_loss'}.get(next(iter(overrides)), 'bald')
+  with pytest.raises(JalError, match=message):
+    experiment.run(tiny_config(name, **overrides), str(tmp_path))
+  assert not (tmp_path / 'config.json').exists()

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jal import augment, inference, selection
+from jal import augment, inference, selection, sharding
 from jal.errors import JalError
 from jal.models import ClassifierHead, Features, MultiHeadNet
 from jal.strategies import base
@@ -98,6 +98,7 @@ class MCDropoutStrategy(base.Strategy):
       raise JalError(f'{cfg.name}: config.strategy.dropout_rate={cfg.dropout_rate} must be in '
                      f'(0, 1), num_mc_samples={cfg.num_mc_samples} at least 2 and '
                      f'mc_batch_size={cfg.mc_batch_size} at least 1')
+    sharding.check_batch_size(cfg.mc_batch_size, mesh, 'config.strategy.mc_batch_size')
     self._score = None
 
   def task_model(self, num_classes: int) -> MultiHeadNet:

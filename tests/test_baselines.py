@@ -174,12 +174,13 @@ def test_training_uses_dropout_but_the_task_loss_is_deterministic_per_key():
 # ----------------------------------------------------------------------- ensembles
 
 
-def test_ensemble_members_differ_and_the_prediction_is_their_average():
+@pytest.mark.parametrize('vectorize', [False, True])
+def test_ensemble_members_differ_and_the_prediction_is_their_average(vectorize):
   member = MultiHeadNet(get_backbone('small_cnn', width=4), {'classifier': ClassifierHead(3)})
-  model = Ensemble(member, 3)
+  model = Ensemble(member, 3, vectorize=vectorize)
   x = jax.random.normal(jax.random.key(0), (5, 8, 8, 1))
   variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
-  kernels = variables['params']['member']['heads_classifier']['fc']['kernel']
+  kernels = variables['params']['heads_classifier']['fc']['kernel']
   chex.assert_shape(kernels, (3, 16, 3))
   assert not np.allclose(kernels[0], kernels[1]) and not np.allclose(kernels[1], kernels[2])
   outputs = jax.jit(lambda v: model.apply(v, x, train=False))(variables)
@@ -191,7 +192,7 @@ def test_ensemble_members_differ_and_the_prediction_is_their_average():
   # Each member is the member network with its own slice of the variables.
   apply_member = jax.jit(lambda v: member.apply(v, x, train=False)['classifier'])
   for m in range(3):
-    own = {k: jax.tree.map(lambda v: v[m], v['member']) for k, v in variables.items()}
+    own = jax.tree.map(lambda v: v[m], variables)
     chex.assert_trees_all_close(apply_member(own), members[:, m], atol=1e-5)
   want = np.log(np.mean([_softmax(members[:, m]) for m in range(3)], axis=0))
   np.testing.assert_allclose(outputs['classifier'], want, atol=1e-5)
@@ -211,14 +212,14 @@ def test_ensemble_loss_trains_each_member_on_its_own_cross_entropy():
 
   grads = jax.jit(jax.grad(loss_of))(variables['params'])
   # The gradient of member 0 is the gradient of member 0's loss alone.
-  own = {k: jax.tree.map(lambda v: v[0], v['member']) for k, v in variables.items()}
+  own = jax.tree.map(lambda v: v[0], variables)
 
   def member_loss(params):
     import optax
     out, _ = member.apply({**own, 'params': params}, x, train=True, mutable=['batch_stats'])
     return optax.softmax_cross_entropy_with_integer_labels(out['classifier'], labels).mean()
 
-  chex.assert_trees_all_close(jax.tree.map(lambda g: g[0], grads['member']),
+  chex.assert_trees_all_close(jax.tree.map(lambda g: g[0], grads),
                               jax.jit(jax.grad(member_loss))(own['params']), atol=1e-5)
 
 

@@ -138,32 +138,31 @@ def _dropout_net(last_layer=False):
 def test_dropout_is_on_across_mc_samples_and_off_in_evaluation(last_layer):
   model = _dropout_net(last_layer)
   x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1))
-  variables = model.init({'params': jax.random.key(1)}, x, train=False)
+  variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
   # Evaluation (no dropout stream) is deterministic, and equals the network
   # without dropout layers (inverted dropout: no rescaling at test time).
   plain = MultiHeadNet(get_backbone('small_cnn', width=4), {'classifier': ClassifierHead(3)})
   evaluated = jax.jit(lambda v: model.apply(v, x, train=False)['classifier'])(variables)
   chex.assert_trees_all_close(
       evaluated, jax.jit(lambda v: plain.apply(v, x, train=False)['classifier'])(variables))
-  sample = _mc_dropout.mc_logits_last_layer if last_layer else _mc_dropout.mc_logits
-  logits = jax.jit(lambda v, x, k: sample(model, v, x, k))(
-      variables, x, jax.random.split(jax.random.key(2), 5))
+  sampler = _mc_dropout.mc_logits_last_layer if last_layer else _mc_dropout.mc_logits
+  sample = jax.jit(lambda v, x, k: sampler(model, v, x, k))
+  logits = sample(variables, x, jax.random.split(jax.random.key(2), 5))
   chex.assert_shape(logits, (6, 5, 3))
   # Every pass differs from the others and from evaluation.
   for t in range(5):
     assert not np.allclose(logits[:, t], evaluated, atol=1e-4)
     for u in range(t):
       assert not np.allclose(logits[:, t], logits[:, u], atol=1e-4)
-  # Different keys: different samples; the same keys: the same samples.
-  again = jax.jit(lambda v, x, k: sample(model, v, x, k))(
-      variables, x, jax.random.split(jax.random.key(2), 5))
+  # The same keys: the same samples.
+  again = sample(variables, x, jax.random.split(jax.random.key(2), 5))
   chex.assert_trees_all_close(again, logits, atol=1e-5)
 
 
 def test_training_uses_dropout_but_the_task_loss_is_deterministic_per_key():
   model = _dropout_net()
   x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1))
-  variables = model.init({'params': jax.random.key(1)}, x, train=False)
+  variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
   from jal import training
   loss = lambda k: training.cross_entropy_loss(model.apply, variables, x, jnp.zeros(6, jnp.int32),
                                                jnp.ones(6), k, 0.0)[0]
@@ -204,7 +203,7 @@ def test_ensemble_loss_trains_each_member_on_its_own_cross_entropy():
   model = Ensemble(member, 2)
   x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
   labels = jnp.array([0, 1, 2, 0])
-  variables = model.init({'params': jax.random.key(1)}, x, train=False)
+  variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
 
   def loss_of(params):
     return ensemble_loss(model.apply, {**variables, 'params': params}, x, labels, jnp.ones(4),
@@ -234,7 +233,7 @@ def _loss_prediction_net():
 def test_loss_prediction_module_shapes_and_gradient_stop():
   model = _loss_prediction_net()
   x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
-  variables = model.init({'params': jax.random.key(1)}, x, train=False)
+  variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
   head = variables['params']['heads_loss_prediction']
   assert sorted(head) == ['block1_fc', 'block2_fc', 'block3_fc', 'fc']
   chex.assert_shape(head['block3_fc']['kernel'], (16, 8))  # GAP of the 16-channel block
@@ -246,8 +245,9 @@ def test_loss_prediction_module_shapes_and_gradient_stop():
     chex.assert_shape(out['loss_prediction'], (4,))
     return jnp.sum(out['loss_prediction'])
 
-  for stop, backbone_moves in ((False, True), (True, False), (jnp.bool_(True), False)):
-    grads = jax.grad(prediction_sum)(variables['params'], stop)
+  grad = jax.jit(jax.grad(prediction_sum))  # stop is traced: one compilation
+  for stop, backbone_moves in ((False, True), (True, False)):
+    grads = grad(variables['params'], jnp.bool_(stop))
     norm = sum(float(jnp.abs(g).sum()) for g in jax.tree.leaves(grads['backbone']))
     assert (norm > 0) == backbone_moves
     assert sum(float(jnp.abs(g).sum()) for g in jax.tree.leaves(grads['heads_loss_prediction']))
@@ -258,11 +258,12 @@ def test_learning_loss_objective_detaches_the_backbone_after_the_given_progress(
   model = _loss_prediction_net()
   x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1))
   labels, mask = jnp.array([0, 1, 2, 0, 1, 2]), jnp.ones(6)
-  variables = model.init({'params': jax.random.key(1)}, x, train=False)
+  variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
   objective = functools.partial(_learning_loss.learning_loss_objective,
                                 ranking_loss=losses.margin_ranking_loss, weight=1.0,
                                 detach_after=0.6)
 
+  @functools.partial(jax.jit, static_argnums=0)
   def backbone_grad(weight, progress):
     def f(params):
       out = functools.partial(objective, weight=weight)(
@@ -272,10 +273,10 @@ def test_learning_loss_objective_detaches_the_backbone_after_the_given_progress(
     return jax.grad(f)(variables['params'])['backbone']
 
   # Before 60%: the ranking loss reaches the backbone; from 60% on it does not.
-  task_only = backbone_grad(0.0, 0.0)
-  assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(backbone_grad(1.0, 0.5)),
-                                                    jax.tree.leaves(task_only)))
-  chex.assert_trees_all_close(backbone_grad(1.0, 0.6), task_only, atol=1e-6)
+  task_only = backbone_grad(0.0, jnp.float32(0.0))
+  assert not all(np.allclose(a, b) for a, b in zip(
+      jax.tree.leaves(backbone_grad(1.0, jnp.float32(0.5))), jax.tree.leaves(task_only)))
+  chex.assert_trees_all_close(backbone_grad(1.0, jnp.float32(0.6)), task_only, atol=1e-6)
 
 
 # ------------------------------------------------- one round of every strategy

@@ -33,12 +33,12 @@ def test_query_time_reports_entropy_units(tmp_path):
   result = subprocess.run(
       [sys.executable, 'experiments/query_time.py', '--network=small_cnn', '--width=4',
        '--candidates=40', '--budget=5', '--labeled=20', '--eval_batch_size=16',
-       '--mc_batch_size=4', '--num_mc_samples=3', '--repeats=1', '--strategies=coreset,bald',
+       '--mc_batch_size=4', '--num_mc_samples=3', '--repeats=1', '--strategies=coreset,bald_last_layer',
        f'--json={out}'],
       cwd=REPO, env=dict(os.environ, JAX_PLATFORMS='cpu'), capture_output=True, text=True,
       timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   figures = json.loads(out.read_text())['figures']
-  assert list(figures) == ['entropy', 'coreset', 'bald']  # Entropy first: the unit
+  assert list(figures) == ['entropy', 'coreset', 'bald_last_layer']  # Entropy first: the unit
   assert all(f['seconds'] > 0 and f['compile_seconds'] >= 0 for f in figures.values())
-  assert '  bald ' in result.stdout and '(paper     35.7)' in result.stdout
+  assert '  coreset ' in result.stdout and '(paper     15.2)' in result.stdout

@@ -15,7 +15,6 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -23,7 +22,7 @@ from absl import logging
 from jal import checkpoint, data, oracle, pool as pool_lib, results, rng, sharding, strategies
 from jal import training, workdir as workdir_lib
 from jal.errors import JalError
-from jal.strategies.base import RoundContext, TaskModel
+from jal.strategies.base import RoundContext, Strategy, TaskModel
 
 
 # ---------------------------------------------------------------- set-up ----
@@ -95,15 +94,13 @@ def candidates(config, pool: pool_lib.Pool, round_: int) -> np.ndarray:
   return np.sort(subset)
 
 
-def evaluate(task: TaskModel, test_images: jax.Array, test_labels: np.ndarray) -> dict:
-  """Test accuracy and negative log-likelihood (nats) of the task model."""
-  log_p = task.predict(test_images, np.arange(test_labels.size), _log_probabilities)
+def evaluate(strategy: Strategy, task: TaskModel, test_images: jax.Array,
+             test_labels: np.ndarray) -> dict:
+  """Test accuracy and negative log-likelihood (nats) of the task model's
+  predictive distribution, as the strategy defines it (`Strategy.predictive_log_probabilities`)."""
+  log_p = strategy.predictive_log_probabilities(task, test_images, np.arange(test_labels.size))
   return {'test_accuracy': float(np.mean(log_p.argmax(-1) == test_labels)),
           'test_nll': float(-np.mean(log_p[np.arange(test_labels.size), test_labels]))}
-
-
-def _log_probabilities(outputs):
-  return jax.nn.log_softmax(outputs['classifier'].astype(jnp.float32), axis=-1)
 
 
 # ------------------------------------------------------------------ loop ----
@@ -172,7 +169,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
     train_seconds = time.perf_counter() - start
 
     # Evaluate.
-    metrics = evaluate(task, test_images, dataset.test_labels)
+    metrics = evaluate(strategy, task, test_images, dataset.test_labels)
 
     # Query, and have the oracle label the query.
     query = np.zeros(0, np.int64)

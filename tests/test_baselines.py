@@ -313,3 +313,29 @@ def test_bad_baseline_hyperparameters_give_one_line_errors(tmp_path, overrides, 
   with pytest.raises(JalError, match=message):
     experiment.run(tiny_config(name, **overrides), str(tmp_path))
   assert not (tmp_path / 'config.json').exists()
+
+
+@pytest.mark.parametrize('name', ['bald', 'bald_last_layer'])
+def test_mc_dropout_models_are_evaluated_by_their_predictive_distribution(name):
+  from jal import sharding, training
+  from jal.strategies import base
+  config = tiny_config(name, **{'strategy.num_mc_samples': 4, 'strategy.mc_batch_size': 8})
+  dataset = experiment.load_dataset(config)
+  mesh = sharding.make_mesh()
+  strategy = strategies.get(name)(config, dataset, mesh)
+  trainer = training.Trainer(strategy.task_model(dataset.num_classes), config.train,
+                             strategy.task_loss, dataset.mean, dataset.std, dataset.flip, mesh,
+                             dataset.image_shape)
+  task = base.TaskModel(trainer, trainer.init(jax.random.key(0)).variables, 16)
+  images = jax.device_put(dataset.test_images)
+  indices = np.arange(20)
+  got = strategy.predictive_log_probabilities(task, images, indices)
+  deterministic = task.predict(images, indices, base.log_probabilities)
+  chex.assert_shape(got, (20, dataset.num_classes))
+  np.testing.assert_allclose(np.exp(got).sum(-1), 1.0, atol=1e-5)
+  if name == 'bald':  # the average of T dropout passes, not the deterministic network
+    assert not np.allclose(got, deterministic, atol=1e-4)
+    np.testing.assert_array_equal(got, strategy.predictive_log_probabilities(task, images,
+                                                                             indices))
+  else:  # dropout before the classifier only: evaluated deterministically
+    np.testing.assert_array_equal(got, deterministic)

@@ -31,6 +31,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -38,6 +39,11 @@ from jal import rng, selection, training
 from jal.data import Dataset
 from jal.models import ClassifierHead, MultiHeadNet, get_backbone
 from jal.pool import Pool
+
+
+def log_probabilities(outputs: dict[str, jax.Array]) -> jax.Array:
+  """float32 ``[B, C]``: the log-softmax of the ``'classifier'`` logits."""
+  return jax.nn.log_softmax(outputs['classifier'].astype(jnp.float32), axis=-1)
 
 
 @dataclasses.dataclass
@@ -129,6 +135,16 @@ class Strategy:
   def query(self, ctx: RoundContext, budget: int) -> np.ndarray:
     """Returns ``min(budget, len(ctx.candidates))`` distinct indices from the candidates."""
     raise NotImplementedError
+
+  def predictive_log_probabilities(self, task: TaskModel, images: jax.Array,
+                                   indices: np.ndarray) -> np.ndarray:
+    """float32 ``[n, C]``: ``log p(y | x)`` of the trained task model over ``images[indices]``.
+
+    What the loop evaluates (accuracy, NLL). By default the eval-mode
+    classifier's softmax; a model whose prediction is an average (MC dropout)
+    overrides it.
+    """
+    return task.predict(images, indices, log_probabilities)
 
 
 class TaskScoreStrategy(Strategy):

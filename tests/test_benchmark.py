@@ -33,7 +33,7 @@ def test_query_time_reports_entropy_units(tmp_path):
   result = subprocess.run(
       [sys.executable, 'experiments/query_time.py', '--network=small_cnn', '--width=4',
        '--candidates=40', '--budget=5', '--labeled=20', '--eval_batch_size=16',
-       '--mc_batch_size=4', '--num_mc_samples=3', '--repeats=1', '--strategies=coreset,bald_last_layer',
+       '--mc_batch_size=4', '--num_mc_samples=3', '--repeats=1', '--mc_repeats=1', '--strategies=coreset,bald_last_layer',
        f'--json={out}'],
       cwd=REPO, env=dict(os.environ, JAX_PLATFORMS='cpu'), capture_output=True, text=True,
       timeout=600)

@@ -191,6 +191,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
         'num_labeled': state.pool.num_labeled,
         **metrics,
         'train_loss': train_metrics.get('loss'),
+        # Every metric of the task model's last epoch (means over its steps):
+        # e.g. Learning Loss's task and ranking losses.
+        'train_metrics': {k: float(v) for k, v in sorted(train_metrics.items())},
         'train_seconds': round(train_seconds, 3),
         'query_seconds': round(query_seconds, 3),
         'query_size': int(query.size),

@@ -298,6 +298,11 @@ def test_one_round_of_each_baseline(tmp_path, name):
   records = experiment.run(config, str(tmp_path))
   assert [r['query_size'] for r in records] == [20, 0]
   assert all(np.isfinite(r['train_loss']) and 0 <= r['test_accuracy'] <= 1 for r in records)
+  metrics = records[0]['train_metrics']
+  assert metrics['loss'] == records[0]['train_loss'] and 0 <= metrics['accuracy'] <= 1
+  if name.startswith('learning_loss'):  # the two terms of L = L_task + lambda L_rank
+    assert metrics['loss'] == pytest.approx(metrics['task_loss'] + metrics['ranking_loss'],
+                                            rel=1e-5)
 
 
 @pytest.mark.parametrize('overrides,message', [

@@ -141,6 +141,15 @@ def vae_loss_terms(x: jax.Array, reconstruction: jax.Array, mu: jax.Array, logva
 # -------------------------------------------------------------------- discriminator
 
 
+def _two_pool_bce(logits_labeled, logits_unlabeled, mask_l, mask_u, *, unlabeled_target):
+  """BCE with target 1 on the labeled batch plus ``unlabeled_target`` on the other."""
+  logits_labeled = _logits(logits_labeled, 'logits_labeled')
+  logits_unlabeled = _logits(logits_unlabeled, 'logits_unlabeled')
+  return (_bce(logits_labeled, 1.0, _mask(mask_l, logits_labeled.shape[0], 'mask_l'))
+          + _bce(logits_unlabeled, unlabeled_target,
+                 _mask(mask_u, logits_unlabeled.shape[0], 'mask_u')))
+
+
 def discriminator_loss(logits_labeled: jax.Array, logits_unlabeled: jax.Array,
                        mask_l: jax.Array, mask_u: jax.Array) -> jax.Array:
   """The discriminator's loss (TA-VAAL Eq. 6; VAAL's ``L_D``; MAL Eq. 3).
@@ -162,10 +171,7 @@ def discriminator_loss(logits_labeled: jax.Array, logits_unlabeled: jax.Array,
   Raises:
     JalError: a shape is wrong.
   """
-  logits_labeled = _logits(logits_labeled, 'logits_labeled')
-  logits_unlabeled = _logits(logits_unlabeled, 'logits_unlabeled')
-  return (_bce(logits_labeled, 1.0, _mask(mask_l, logits_labeled.shape[0], 'mask_l'))
-          + _bce(logits_unlabeled, 0.0, _mask(mask_u, logits_unlabeled.shape[0], 'mask_u')))
+  return _two_pool_bce(logits_labeled, logits_unlabeled, mask_l, mask_u, unlabeled_target=0.0)
 
 
 def vae_adversarial_loss(logits_labeled: jax.Array, logits_unlabeled: jax.Array,
@@ -189,10 +195,7 @@ def vae_adversarial_loss(logits_labeled: jax.Array, logits_unlabeled: jax.Array,
   Raises:
     JalError: a shape is wrong.
   """
-  logits_labeled = _logits(logits_labeled, 'logits_labeled')
-  logits_unlabeled = _logits(logits_unlabeled, 'logits_unlabeled')
-  return (_bce(logits_labeled, 1.0, _mask(mask_l, logits_labeled.shape[0], 'mask_l'))
-          + _bce(logits_unlabeled, 1.0, _mask(mask_u, logits_unlabeled.shape[0], 'mask_u')))
+  return _two_pool_bce(logits_labeled, logits_unlabeled, mask_l, mask_u, unlabeled_target=1.0)
 
 
 def discriminator_accuracy(logits_labeled: jax.Array, logits_unlabeled: jax.Array,

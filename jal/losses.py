@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jal import training
+
 
 def _pairs(predicted, target, mask):
   half = predicted.shape[0] // 2
@@ -22,10 +24,6 @@ def _pairs(predicted, target, mask):
   target_diff = jax.lax.stop_gradient(target[:half] - flip(target))
   weight = mask[:half] * flip(mask)
   return predicted_diff, target_diff, weight
-
-
-def _weighted_mean(values, weight):
-  return jnp.sum(values * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
 
 def margin_ranking_loss(predicted: jax.Array, target: jax.Array, mask: jax.Array,
@@ -48,7 +46,7 @@ def margin_ranking_loss(predicted: jax.Array, target: jax.Array, mask: jax.Array
   """
   predicted_diff, target_diff, weight = _pairs(predicted, target, mask)
   sign = jnp.where(target_diff > 0, 1.0, -1.0)
-  return _weighted_mean(jnp.maximum(0.0, margin - sign * predicted_diff), weight)
+  return training.masked_mean(jnp.maximum(0.0, margin - sign * predicted_diff), weight)
 
 
 def pairwise_ranking_loss(predicted: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
@@ -69,4 +67,4 @@ def pairwise_ranking_loss(predicted: jax.Array, target: jax.Array, mask: jax.Arr
   """
   predicted_diff, target_diff, weight = _pairs(predicted, target, mask)
   order = (target_diff > 0).astype(jnp.float32)
-  return _weighted_mean(optax.sigmoid_binary_cross_entropy(predicted_diff, order), weight)
+  return training.masked_mean(optax.sigmoid_binary_cross_entropy(predicted_diff, order), weight)

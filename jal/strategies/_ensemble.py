@@ -12,6 +12,7 @@ ratio).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -34,7 +35,7 @@ def ensemble_loss(apply_fn, variables, images, labels, mask, key, progress):
   members = outputs['members']  # [B, M, C]
   per_member = optax.softmax_cross_entropy_with_integer_labels(
       members, labels[:, None])  # [B, M]
-  member_losses = jnp.sum(per_member * mask[:, None], axis=0) / jnp.maximum(jnp.sum(mask), 1.0)
+  member_losses = jax.vmap(training.masked_mean, in_axes=(1, None))(per_member, mask)  # [M]
   accuracy = training.masked_mean(
       (jnp.argmax(outputs['classifier'], -1) == labels).astype(jnp.float32), mask)
   return jnp.sum(member_losses), (new_state['batch_stats'],

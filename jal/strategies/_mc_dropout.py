@@ -108,8 +108,7 @@ class MCDropoutStrategy(base.Strategy):
                      f'(0, 1), num_mc_samples={cfg.num_mc_samples} at least 2 and '
                      f'mc_batch_size={cfg.mc_batch_size} at least 1')
     sharding.check_batch_size(cfg.mc_batch_size, mesh, 'config.strategy.mc_batch_size')
-    self._score = None
-    self._predictive = None
+    self._compiled = {}
 
   def task_model(self, num_classes: int) -> MultiHeadNet:
     rate = self.strategy_config.dropout_rate
@@ -119,28 +118,27 @@ class MCDropoutStrategy(base.Strategy):
     return MultiHeadNet(self.task_backbone(dropout_rate=rate), self.task_heads(num_classes))
 
   def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
-    cfg = self.strategy_config
-    trainer = ctx.task.trainer
-    if self._score is None:  # compiled once, reused every round
-      self._score = jax.jit(functools.partial(
-          _score_chunk, trainer.model, trainer.mean, trainer.std, cfg.num_mc_samples,
-          mc_logits_last_layer if self.last_layer else mc_logits, type(self).score_samples))
-    scores = inference.map_batches(self._score, (ctx.task.variables, ctx.images,
-                                                 ctx.key('mc_dropout')),
-                                   ctx.candidates, cfg.mc_batch_size, trainer.batch_sharding)
+    scores = self._map_chunks(
+        'score', mc_logits_last_layer if self.last_layer else mc_logits,
+        type(self).score_samples, ctx.task, ctx.images, ctx.candidates, ctx.key('mc_dropout'))
     return selection.top_k(scores, ctx.candidates, budget)
+
+  def _map_chunks(self, name, sample_fn, score_fn, task, images, indices, key):
+    """``score_fn`` of T sampled logits over ``images[indices]``, in chunks of
+    ``mc_batch_size``; the function ``name`` is compiled once and reused every round."""
+    cfg = self.strategy_config
+    trainer = task.trainer
+    if name not in self._compiled:
+      self._compiled[name] = jax.jit(functools.partial(
+          _score_chunk, trainer.model, trainer.mean, trainer.std, cfg.num_mc_samples,
+          sample_fn, score_fn))
+    return inference.map_batches(self._compiled[name], (task.variables, images, key), indices,
+                                 cfg.mc_batch_size, trainer.batch_sharding)
 
   def predictive_log_probabilities(self, task: base.TaskModel, images: jax.Array,
                                    indices: np.ndarray) -> np.ndarray:
     """The MC predictive ``log (1/T) sum_t p_t`` (full dropout), else the eval-mode softmax."""
     if self.last_layer:
       return super().predictive_log_probabilities(task, images, indices)
-    cfg = self.strategy_config
-    trainer = task.trainer
-    if self._predictive is None:
-      self._predictive = jax.jit(functools.partial(
-          _score_chunk, trainer.model, trainer.mean, trainer.std, cfg.num_mc_samples, mc_logits,
-          uncertainty.log_mean_probabilities))
-    return inference.map_batches(self._predictive, (task.variables, images,
-                                                    rng.key(self.config.seed, 'mc_evaluation')),
-                                 indices, cfg.mc_batch_size, trainer.batch_sharding)
+    return self._map_chunks('predictive', mc_logits, uncertainty.log_mean_probabilities, task,
+                            images, indices, rng.key(self.config.seed, 'mc_evaluation'))

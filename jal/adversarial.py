@@ -20,6 +20,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jal.errors import JalError
@@ -283,3 +284,32 @@ def minimax_entropy(logits: jax.Array, mask: jax.Array | None = None) -> jax.Arr
   p = jnp.exp(log_p)
   entropy = -jnp.sum(jnp.where(p > 0, p * log_p, 0.0), axis=-1)
   return _masked_mean(entropy, mask)
+
+
+# -------------------------------------------------------------- query diagnostics
+
+
+def pool_diagnostics(logits_labeled: np.ndarray, logits_candidates: np.ndarray
+                     ) -> dict[str, float]:
+  """D's view of the two pools at query time (host side, NumPy).
+
+  What a query of VAAL, TA-VAAL or MAL writes to ``results.jsonl``: D's mean
+  output on the labeled pool and on the candidates, and D's accuracy at 0.5
+  over both (as `discriminator_accuracy`). A collapsed game shows as both
+  means near one value and an accuracy near the larger pool's share.
+
+  Args:
+    logits_labeled: float ``[n_L]``, D's logits on the labeled pool.
+    logits_candidates: float ``[n_C]``, on the query's candidates.
+
+  Returns:
+    ``discriminator_mean_labeled``, ``discriminator_mean_candidates`` and
+    ``discriminator_accuracy``, Python floats in ``[0, 1]``.
+  """
+  labeled = np.asarray(logits_labeled, np.float64)
+  candidates = np.asarray(logits_candidates, np.float64)
+  sigmoid = lambda x: 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow at any logit
+  correct = np.sum(labeled > 0) + np.sum(candidates <= 0)
+  return {'discriminator_mean_labeled': float(np.mean(sigmoid(labeled))),
+          'discriminator_mean_candidates': float(np.mean(sigmoid(candidates))),
+          'discriminator_accuracy': float(correct / max(labeled.size + candidates.size, 1))}

@@ -99,7 +99,44 @@ def strategy_config(name: str, **overrides) -> ml_collections.ConfigDict:
       # Learning Loss (Yoo & Kweon 2019): loss prediction module of width
       # 128, ranking loss weight 1 and margin xi = 1, no gradient from it into
       # the backbone after 60% of the epochs (epoch 120 of 200).
-      loss_prediction_width=128, ranking_weight=1.0, ranking_margin=1.0, detach_after=0.6))
+      loss_prediction_width=128, ranking_weight=1.0, ranking_margin=1.0, detach_after=0.6,
+      # VAAL (Sinha et al. 2019) and TA-VAAL (paper 004): the reference
+      # code's beta-VAE (z 32, width 128) and discriminator (2 hidden layers
+      # of 512; TA-VAAL's paper reports a 5-layer MLP: num_hidden=4), both
+      # trained with Adam 5e-4 alongside the task model (their epochs). beta
+      # weighs the per-example KL; the reference code sums the KL over the
+      # batch, i.e. beta = batch size here. TA-VAAL's ranker is updated for
+      # the first ranker_epochs of the epochs (Algorithm 1: 80%), with eta =
+      # ranking_weight.
+      vae=dict(z_dim=32, width=128, dtype='float32'),
+      vae_train=optimizer_config('adam', 5e-4),
+      discriminator=dict(width=512, num_hidden=2),
+      discriminator_train=optimizer_config('adam', 5e-4),
+      beta=1.0, adversary_weight=1.0, ranker_epochs=0.8,
+      # MAL (paper 003): cosine classifier C with temperature T (MME's 0.05)
+      # on a hidden layer of 256 (App. B's parameter count), entropy weight
+      # lambda (MME's 0.1), discriminator width 512; F, C and D trained for
+      # mal_train.epochs with Adam, then the task model from F (Algorithm 3).
+      # mal_selection: 'both' (Algorithm 2), 'discriminator' or 'entropy'
+      # (the ablations of Fig. 5).
+      temperature=0.05, classifier_hidden=256, entropy_weight=0.1, mal_discriminator_width=512,
+      mal_train=train_config(optimizer='adam', learning_rate=5e-4, weight_decay=0.0,
+                             momentum=0.0, epochs=100, batch_size=128),
+      mal_discriminator_train=optimizer_config('adam', 5e-4),
+      mal_selection='both'))
+  cfg.update(overrides)
+  return cfg
+
+
+def optimizer_config(optimizer: str, learning_rate: float, **overrides) -> ml_collections.ConfigDict:
+  """The optimiser of a network trained alongside the task model, over its epochs.
+
+  ``lr_schedule`` (``'constant'``, ``'multistep'``, ``'cosine'``) is then in
+  the task model's epochs (`jal.optim.learning_rate`).
+  """
+  cfg = ml_collections.ConfigDict(dict(optimizer=optimizer, learning_rate=learning_rate,
+                                       weight_decay=0.0, momentum=0.0, lr_schedule='constant',
+                                       lr_milestones=(), lr_decay=0.1))
   cfg.update(overrides)
   return cfg
 

@@ -133,7 +133,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
   strategy = strategy_cls(config, dataset, mesh)
   task_model = strategy.task_model(dataset.num_classes)
   task_trainer = training.Trainer(task_model, config.train, strategy.task_loss, dataset.mean,
-                                  dataset.std, dataset.flip, mesh, dataset.image_shape)
+                                  dataset.std, dataset.flip, mesh, dataset.image_shape,
+                                  freeze_after=strategy.task_freeze_after)
   workdir_lib.prepare(workdir, config, overwrite)
   results_path = os.path.join(workdir, 'results.jsonl')
   plot_path = os.path.join(workdir, 'accuracy.png')
@@ -174,12 +175,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
     # Query, and have the oracle label the query.
     query = np.zeros(0, np.int64)
     query_seconds = 0.0
+    query_metrics = {}
     if round_ + 1 < config.num_rounds and pool.num_labeled < pool.num_train:
       start = time.perf_counter()
       ctx = RoundContext(config, dataset, round_, pool, train_images, labels,
                          candidates(config, pool, round_), task, mesh)
       query = np.asarray(strategy.query(ctx, budget), np.int64)
       query_seconds = time.perf_counter() - start
+      query_metrics = {k: float(v) for k, v in sorted(ctx.metrics.items())}
       pool_lib.check_query(pool, query, budget)
       answers = oracle.noisy_labels(dataset.train_labels[query], config.oracle.noise_rate,
                                     dataset.num_classes,
@@ -194,6 +197,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
         # Every metric of the task model's last epoch (means over its steps):
         # e.g. Learning Loss's task and ranking losses.
         'train_metrics': {k: float(v) for k, v in sorted(train_metrics.items())},
+        # What the query measured, e.g. the discriminator's outputs on each
+        # pool (VAAL, TA-VAAL, MAL), so a collapsed game is visible.
+        'query_metrics': query_metrics,
         'train_seconds': round(train_seconds, 3),
         'query_seconds': round(query_seconds, 3),
         'query_size': int(query.size),

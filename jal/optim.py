@@ -45,8 +45,11 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
   return optax.inject_hyperparams(build)(learning_rate=cfg.learning_rate)
 
 
-def learning_rate(cfg: ml_collections.ConfigDict, epoch: int) -> float:
+def learning_rate(cfg: ml_collections.ConfigDict, epoch: int, epochs: int | None = None) -> float:
   """The learning rate for ``epoch`` (0-based) under ``cfg.lr_schedule``.
+
+  ``epochs`` (default ``cfg.epochs``) is the length of the schedule: a
+  network trained alongside another (VAAL's VAE) follows the other's epochs.
 
   Schedules, all in epochs so they stay the same whatever the pool size:
     ``'constant'``; ``'multistep'``: times ``cfg.lr_decay`` (default 0.1) at
@@ -58,14 +61,15 @@ def learning_rate(cfg: ml_collections.ConfigDict, epoch: int) -> float:
     JalError: for an unknown schedule.
   """
   name = cfg.get('lr_schedule', 'constant')
+  epochs = cfg.epochs if epochs is None else epochs
   if name == 'constant':
     return float(cfg.learning_rate)
   if name == 'multistep':
-    boundaries = {int(round(m * cfg.epochs)): cfg.get('lr_decay', 0.1)
+    boundaries = {int(round(m * epochs)): cfg.get('lr_decay', 0.1)
                   for m in cfg.get('lr_milestones', ())}
     schedule = optax.piecewise_constant_schedule(cfg.learning_rate, boundaries)
   elif name == 'cosine':
-    schedule = optax.cosine_decay_schedule(cfg.learning_rate, max(1, cfg.epochs))
+    schedule = optax.cosine_decay_schedule(cfg.learning_rate, max(1, epochs))
   else:
     raise JalError(f"lr_schedule '{name}' is unknown; use 'constant', 'multistep' or 'cosine'")
   return float(schedule(epoch))

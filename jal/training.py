@@ -60,6 +60,57 @@ def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
   return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
+def with_learning_rate(opt_state: Any, learning_rate: jax.Array) -> Any:
+  """``opt_state`` of a `jal.optim.make_optimizer` optimiser with its learning rate set."""
+  return opt_state._replace(hyperparams={**opt_state.hyperparams, 'learning_rate': learning_rate})
+
+
+def apply_gradients(tx: optax.GradientTransformation, state: TrainState, grads: Any,
+                    batch_stats: Any, learning_rate: jax.Array) -> TrainState:
+  """One step of ``tx`` (a `jal.optim.make_optimizer` optimiser) on ``state``.
+
+  For the auxiliary networks updated inside a compiled step (a VAE, a
+  discriminator), whose batch-norm statistics ``batch_stats`` come from the
+  same forward pass as ``grads``.
+  """
+  opt_state = with_learning_rate(state.opt_state, learning_rate)
+  updates, opt_state = tx.update(grads, opt_state, state.params)
+  return TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                    batch_stats=batch_stats, opt_state=opt_state)
+
+
+def init_state(tx: optax.GradientTransformation, variables: dict[str, Any]) -> TrainState:
+  """A `TrainState` of freshly initialised ``variables`` and ``tx``'s zero state."""
+  params = variables['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params))
+
+
+def shuffled(pool: jax.Array, num_valid: jax.Array, key: jax.Array) -> jax.Array:
+  """int32 ``[N]``: a random permutation of ``pool[:num_valid]``, then the padding.
+
+  Args:
+    pool: int32 ``[N]`` indices, the first ``num_valid`` real.
+    num_valid: int32 scalar (may be traced).
+    key: PRNG key of the permutation.
+  """
+  position = jnp.arange(pool.shape[0])
+  noise = jax.random.uniform(key, pool.shape)
+  return pool[jnp.argsort(jnp.where(position < num_valid, noise, 2.0))]
+
+
+def batch_at(order: jax.Array, num_valid: jax.Array, step: jax.Array,
+             batch_size: int) -> tuple[jax.Array, jax.Array]:
+  """Batch ``step`` of an epoch over ``order[:num_valid]``: ``(idx, mask)``.
+
+  ``idx`` int32 ``[B]`` is ``order[step B : (step + 1) B]``; past
+  ``num_valid`` it wraps around to the start of the order (real images, so
+  batch norm sees real statistics) and ``mask`` float32 ``[B]`` is 0 there.
+  """
+  position = step * batch_size + jnp.arange(batch_size)
+  return order[position % num_valid], (position < num_valid).astype(jnp.float32)
+
+
 def cross_entropy_loss(apply_fn, variables, images, labels, mask, key, progress):
   """Standard supervised loss: softmax cross-entropy of the ``'classifier'`` head.
 
@@ -91,6 +142,9 @@ class Trainer:
     trainable: optional function from the top-level parameter name (e.g.
       ``'backbone'``, ``'heads_rotation'``) to whether it is updated; frozen
       parameters get no update at all (weight decay included). None: all.
+    freeze_after: top-level parameter name -> fraction of the epochs after
+      which (``progress >=``) it gets no update at all (TA-VAAL's ranker,
+      updated for the first 80% of the epochs: ``{'heads_loss_prediction': 0.8}``).
 
   ``train_config.compiled_epochs`` chooses how an epoch runs: as one compiled
   loop (True) or as a host loop over a compiled step (False); None (default)
@@ -107,6 +161,7 @@ class Trainer:
   mesh: jax.sharding.Mesh
   image_shape: tuple[int, int, int]
   trainable: Callable[[str], bool] | None = None
+  freeze_after: dict[str, float] | None = None
 
   def __post_init__(self):
     if self.train_config.batch_size < 1 or self.train_config.epochs < 0:
@@ -138,11 +193,7 @@ class Trainer:
 
   def _init_impl(self, key):
     x = jnp.zeros((1, *self.image_shape), jnp.float32)
-    variables = self.model.init({'params': key}, x, train=False)
-    params = variables['params']
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=variables.get('batch_stats', {}),
-                      opt_state=self.tx.init(params))
+    return init_state(self.tx, self.model.init({'params': key}, x, train=False))
 
   def init(self, key: jax.Array) -> TrainState:
     """A fresh state: parameters drawn with ``key``, optimiser state zero."""
@@ -158,37 +209,64 @@ class Trainer:
 
   def _from_variables_impl(self, variables):
     # The outputs of a jitted function are fresh buffers: a copy.
-    params = variables['params']
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=variables.get('batch_stats', {}),
-                      opt_state=self.tx.init(params))
+    return init_state(self.tx, variables)
 
   # -- the compiled train step --------------------------------------------------
 
-  def _train_step(self, state, images, labels, idx, mask, schedule, key):
-    """One update on the batch ``images[idx]`` (traced inside `_train_epoch_impl`)."""
-    aug_key, loss_key = jax.random.split(jax.random.fold_in(key, state.step))
-    x = augment.augment(aug_key, images[idx], crop_pad=self.train_config.get('crop_pad', 0),
-                        flip=self.flip and self.train_config.get('flip', True))
-    x = augment.normalize(x, self.mean, self.std)
-    y = labels[idx]
+  def prepare(self, key: jax.Array, images: jax.Array, idx: jax.Array) -> jax.Array:
+    """The training input ``images[idx]``: augmented (crop, flip) and normalised.
 
+    Args:
+      key: PRNG key of the augmentation.
+      images: uint8 ``[N, H, W, C]`` on the device.
+      idx: int32 ``[B]``.
+
+    Returns:
+      float32 ``[B, H, W, C]``.
+    """
+    x = augment.augment(key, images[idx], crop_pad=self.train_config.get('crop_pad', 0),
+                        flip=self.flip and self.train_config.get('flip', True))
+    return augment.normalize(x, self.mean, self.std)
+
+  def update(self, state: TrainState, x: jax.Array, y: jax.Array, mask: jax.Array,
+             schedule: dict[str, jax.Array], key: jax.Array) -> tuple[TrainState, Any]:
+    """One optimiser step on the loss of a prepared batch (traced inside a compiled step).
+
+    Args:
+      state: the `TrainState`.
+      x: float32 ``[B, H, W, C]``, from `prepare`.
+      y: int32 ``[B]`` labels; mask: float32 ``[B]`` (0 marks padding).
+      schedule: ``learning_rate`` and ``progress``, float32 scalars.
+      key: the loss's PRNG key (dropout).
+
+    Returns:
+      The new state and the loss's metrics.
+    """
     def loss(params):
       return self.loss_fn(self.model.apply, {'params': params, 'batch_stats': state.batch_stats},
-                          x, y, mask, loss_key, schedule['progress'])
+                          x, y, mask, key, schedule['progress'])
 
     (_, (batch_stats, metrics)), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
-    opt_state = state.opt_state
-    opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams,
-                                                      'learning_rate': schedule['learning_rate']})
+    opt_state = with_learning_rate(state.opt_state, schedule['learning_rate'])
     updates, opt_state = self.tx.update(grads, opt_state, state.params)
+    updates = dict(updates)
     if self.trainable is not None:
       updates = {name: u if self.trainable(name) else jax.tree.map(jnp.zeros_like, u)
                  for name, u in updates.items()}
+    for name, fraction in (self.freeze_after or {}).items():
+      frozen = schedule['progress'] >= fraction
+      updates[name] = jax.tree.map(lambda u: jnp.where(frozen, jnp.zeros_like(u), u),
+                                   updates[name])
     params = optax.apply_updates(state.params, updates)
     new_state = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats,
                            opt_state=opt_state)
     return new_state, metrics
+
+  def _train_step(self, state, images, labels, idx, mask, schedule, key):
+    """One update on the batch ``images[idx]`` (traced inside `_train_epoch_impl`)."""
+    aug_key, loss_key = jax.random.split(jax.random.fold_in(key, state.step))
+    return self.update(state, self.prepare(aug_key, images, idx), labels[idx], mask, schedule,
+                       loss_key)
 
   def _start_epoch(self, state, pool, num_valid, key):
     """An epoch's shuffled order, zeroed metric sums and its first step number.
@@ -197,10 +275,7 @@ class Trainer:
     first and the padding after it; the permutation folds ``state.step`` into
     ``key``, so every epoch draws afresh.
     """
-    position = jnp.arange(pool.shape[0])
-    noise = jax.random.uniform(jax.random.fold_in(jax.random.split(key)[0], state.step),
-                               pool.shape)
-    order = pool[jnp.argsort(jnp.where(position < num_valid, noise, 2.0))]
+    order = shuffled(pool, num_valid, jax.random.fold_in(jax.random.split(key)[0], state.step))
     dummy = jnp.zeros(self.train_config.batch_size, jnp.int32)
     shapes = jax.eval_shape(self._train_step, state, self._images_spec, self._labels_spec,
                             dummy, dummy.astype(jnp.float32), _schedule_spec(), key)[1]
@@ -215,11 +290,10 @@ class Trainer:
     order (real images, so batch norm sees real statistics) that get mask 0,
     so they add nothing to the loss. Returns the new state and the metric sums.
     """
-    b = self.train_config.batch_size
-    position = (state.step - first_step) * b + jnp.arange(b)
-    idx = jax.lax.with_sharding_constraint(order[position % num_valid], self.batch_sharding)
-    mask = jax.lax.with_sharding_constraint((position < num_valid).astype(jnp.float32),
-                                            self.batch_sharding)
+    idx, mask = batch_at(order, num_valid, state.step - first_step,
+                         self.train_config.batch_size)
+    idx = jax.lax.with_sharding_constraint(idx, self.batch_sharding)
+    mask = jax.lax.with_sharding_constraint(mask, self.batch_sharding)
     state, metrics = self._train_step(state, images, labels, idx, mask, schedule,
                                       jax.random.split(key)[1])
     return state, jax.tree.map(jnp.add, totals, metrics)
@@ -328,29 +402,78 @@ def fit(trainer: Trainer, state: TrainState, images: jax.Array, labels: jax.Arra
     JalError: no indices, or a loss became NaN or infinite.
   """
   cfg = trainer.train_config
+  pool, num_valid = padded_pool(indices, images.shape[0], trainer.replicated, description)
+  num_steps = -(-int(np.size(indices)) // cfg.batch_size)
+
+  def epoch_fn(state, schedule):
+    return trainer.run_epoch(state, images, labels, pool, num_valid, num_steps, schedule, key)
+
+  return run_epochs(epoch_fn, state, epochs=epochs, num_steps=num_steps,
+                    schedule_fn=lambda epoch: epoch_schedule(cfg, epoch, epochs),
+                    sharding=trainer.replicated, description=description)
+
+
+def padded_pool(indices: np.ndarray, capacity: int, sharding: jax.sharding.Sharding,
+                description: str) -> tuple[jax.Array, jax.Array]:
+  """``indices`` as a device array padded to ``capacity``, and their number.
+
+  Padding every pool to the split's size lets every pool size share one
+  compiled epoch.
+
+  Returns:
+    int32 ``[capacity]`` and int32 scalar ``n``, placed with ``sharding``.
+
+  Raises:
+    JalError: ``indices`` is empty or longer than ``capacity``.
+  """
   indices = np.asarray(indices)
-  capacity = images.shape[0]
   if not 1 <= indices.size <= capacity:
     raise JalError(f'{description}: cannot train on {indices.size} examples of a split of '
                    f'{capacity}; the labeled pool (or query) must not be empty')
-  # Padded to the split's size so every pool size shares one compiled epoch.
   padded = np.zeros(capacity, np.int32)
   padded[:indices.size] = indices
-  pool = jax.device_put(padded, trainer.replicated)
-  num_valid = jax.device_put(np.int32(indices.size), trainer.replicated)
-  num_steps = -(-indices.size // cfg.batch_size)
+  return jax.device_put(padded, sharding), jax.device_put(np.int32(indices.size), sharding)
+
+
+def epoch_schedule(cfg: ml_collections.ConfigDict, epoch: int, epochs: int) -> dict[str, np.float32]:
+  """Epoch ``epoch``'s ``learning_rate`` (``cfg``'s schedule) and ``progress`` (``epoch / epochs``)."""
+  return {'learning_rate': np.float32(optim.learning_rate(cfg, epoch)),
+          'progress': np.float32(epoch / epochs)}
+
+
+def run_epochs(epoch_fn: Callable[[Any, Any], tuple[Any, Any]], state: Any, *, epochs: int,
+               num_steps: int, schedule_fn: Callable[[int], dict[str, Any]],
+               sharding: jax.sharding.Sharding, description: str) -> tuple[Any, dict[str, float]]:
+  """The host loop over epochs shared by every fit: schedule, NaN check, progress.
+
+  Args:
+    epoch_fn: ``(state, schedule) -> (state, metric sums)``, one epoch on the
+      device (``schedule`` a dict of device scalars).
+    state: the initial state.
+    epochs: number of epochs.
+    num_steps: steps per epoch (the sums are divided by it).
+    schedule_fn: epoch number -> dict of NumPy scalars.
+    sharding: where the schedule is placed.
+    description: label of the progress display and of errors.
+
+  Returns:
+    The final state and the last epoch's mean metrics.
+
+  Raises:
+    JalError: a metric became NaN or infinite. The run stops there; rounds
+      already finished are in the work directory.
+  """
   metrics = {}
   progress = Progress(description, total=epochs)
   start = time.perf_counter()
   for epoch in range(epochs):
-    schedule = jax.device_put({'learning_rate': np.float32(optim.learning_rate(cfg, epoch)),
-                               'progress': np.float32(epoch / epochs)}, trainer.replicated)
-    state, sums = trainer.run_epoch(state, images, labels, pool, num_valid, num_steps, schedule,
-                                    key)
+    state, sums = epoch_fn(state, jax.device_put(schedule_fn(epoch), sharding))
     metrics = {k: float(v) / num_steps for k, v in jax.device_get(sums).items()}
-    if not all(np.isfinite(v) for v in metrics.values()):
-      raise JalError(f'{description}: a loss became {metrics} in epoch {epoch + 1}; lower the '
-                     'learning rate (finished rounds are kept in the work directory)')
+    bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+    if bad:
+      raise JalError(f"{description}: {', '.join(bad)} became non-finite in epoch {epoch + 1} "
+                     f'({metrics}); lower the learning rate (finished rounds are kept in the '
+                     'work directory)')
     progress.update(epoch + 1, f"loss {metrics.get('loss', float('nan')):.3f}",
                     time.perf_counter() - start)
   progress.close()

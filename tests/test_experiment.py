@@ -228,7 +228,7 @@ def test_diverging_loss_stops_with_a_clear_error_and_keeps_finished_rounds(tmp_p
     return original(trainer, *args, **kwargs)
 
   monkeypatch.setattr(experiment.training, 'fit', fit_that_diverges_in_round_1)
-  with pytest.raises(JalError, match='loss became') as info:
+  with pytest.raises(JalError, match='became non-finite') as info:
     experiment.run(config, str(tmp_path))
   assert '\n' not in str(info.value)
   kept = [json.loads(line) for line in open(tmp_path / 'results.jsonl')]

@@ -16,20 +16,26 @@ from jal.errors import JalError
 from jal.models.features import Features
 from jal.models.ensemble import Ensemble
 from jal.models.heads import ClassifierHead, LossPredictionHead, MultiHeadNet, RotationHead
+from jal.models.mal import CosineClassifier, MLPDiscriminator
 from jal.models.resnet import ResNet18
 from jal.models.small_cnn import SmallCNN
+from jal.models.vae import VAE, LatentDiscriminator
 from jal.models.vgg import VGG16
 
 __all__ = [
     'BACKBONES',
     'ClassifierHead',
+    'CosineClassifier',
     'Ensemble',
     'Features',
+    'LatentDiscriminator',
     'LossPredictionHead',
+    'MLPDiscriminator',
     'MultiHeadNet',
     'ResNet18',
     'RotationHead',
     'SmallCNN',
+    'VAE',
     'VGG16',
     'compute_dtype',
     'get_backbone',

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jal.adversarial import gradient_reversal
 from jal.models.features import Features
 from jal.models.vae import HE_NORMAL
 
@@ -47,33 +48,52 @@ class CosineClassifier(nn.Module):
   ICLR 2019's Baseline++, MAL's ref. [8]): logits are then exactly cosines
   over ``T``.
 
+  ``hidden``: MAL's appendix (App. B) gives C 156.93K parameters with
+  ResNet-18 on CIFAR-100, which is exactly a fully connected layer 512 -> 256
+  with bias before the prototypes (131,328 + 256 x 100 = 156,928): the
+  structure of MME's ``Predictor_deep``, where the normalised vector is that
+  layer's output. Eq. 1 has no such layer; ``hidden=None`` (default) is Eq. 1
+  as written, ``hidden=256`` the appendix's C.
+
   Attributes:
     num_classes: ``K``.
     temperature: ``T`` > 0. MAL does not give its value; the default 0.05 is
       MME's.
     normalize_weights: also ℓ2-normalise the columns of ``W`` (default False,
       as in Eq. 1).
+    hidden: units of a fully connected layer (with bias, no activation)
+      before the normalisation; None: none.
   """
 
   num_classes: int
   temperature: float = 0.05
   normalize_weights: bool = False
+  hidden: int | None = None
 
   @nn.compact
-  def __call__(self, features: Features | jax.Array, train: bool = False) -> jax.Array:
+  def __call__(self, features: Features | jax.Array, train: bool = False,
+               reverse_gradient: float | jax.Array | None = None) -> jax.Array:
     """Computes class logits.
 
     Args:
       features: a backbone's `Features` (reads ``pooled``) or float features
         ``[B, D]``.
       train: unused (every head takes it).
+      reverse_gradient: if given, the features pass through a gradient
+        reversal layer of this weight first (`jal.adversarial.gradient_reversal`):
+        MAL's minimax entropy puts it between F and C (Sec. 3.1).
 
     Returns:
-      float32 logits ``[B, num_classes]``; invariant to scaling the features
-      by any positive constant.
+      float32 logits ``[B, num_classes]``; without ``hidden``, invariant to
+      scaling the features by any positive constant.
     """
     del train
-    f = l2_normalize(_pooled(features))
+    f = _pooled(features)
+    if reverse_gradient is not None:
+      f = gradient_reversal(f, reverse_gradient)
+    if self.hidden is not None:
+      f = nn.Dense(self.hidden, name='hidden')(f)
+    f = l2_normalize(f)
     kernel = self.param('kernel', nn.initializers.lecun_normal(), (f.shape[-1], self.num_classes),
                         jnp.float32)
     if self.normalize_weights:

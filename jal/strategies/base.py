@@ -74,6 +74,10 @@ class RoundContext:
       (all of them, or a random subset: ``config.candidate_subset``).
     task: the task model trained this round.
     mesh: the device mesh.
+    metrics: what the query measured, for ``results.jsonl``
+      (``record['query_metrics']``): a strategy that trains networks of its
+      own writes their diagnostics here (e.g. the discriminator's mean output
+      on each pool), float values only.
   """
   config: ml_collections.ConfigDict
   dataset: Dataset
@@ -84,6 +88,7 @@ class RoundContext:
   candidates: np.ndarray
   task: TaskModel
   mesh: jax.sharding.Mesh
+  metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
   def key(self, purpose: str, *indices: int) -> jax.Array:
     """A PRNG key for ``purpose`` in this round."""
@@ -124,6 +129,9 @@ class Strategy:
     return MultiHeadNet(self.task_backbone(), self.task_heads(num_classes))
 
   task_loss = staticmethod(training.cross_entropy_loss)
+  # Top-level task-model parameters frozen after a fraction of the epochs
+  # (`jal.training.Trainer.freeze_after`), e.g. TA-VAAL's ranker.
+  task_freeze_after: dict[str, float] | None = None
 
   def fit_task_model(self, trainer: training.Trainer, state: training.TrainState,
                      images: jax.Array, labels: jax.Array, pool: Pool, *, epochs: int,

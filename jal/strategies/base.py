@@ -13,15 +13,20 @@ hooks, with no special case in the experiment loop:
    loss-prediction module or a projection head), `task_model` (the whole
    network: dropout in the backbone, M vmapped members) and `task_loss` (the
    training objective, which sees every head's output).
-   A strategy that needs a different training loop altogether (MAL's minimax
-   game over labeled and unlabeled batches) overrides `fit_task_model`.
-3. Strategies that train networks of their own (PAL's scoring network, VAAL's
-   VAE and discriminator) build them once in ``__init__`` (so their compiled
-   steps are reused every round) and train them inside `query`.
+   A strategy that needs a different training loop altogether overrides
+   `fit_task_model`.
+3. Strategies that train networks of their own build them once in
+   ``__init__`` (so their compiled steps are reused every round) and train
+   them inside `query` (PAL's scoring network), or, when the networks learn
+   together with the task model or before it, inside `fit_task_model`
+   (VAAL's and TA-VAAL's VAE and discriminator, MAL's encoder, classifier
+   and discriminator: `jal.two_pool`).
 
 A strategy object lives for the whole experiment. It must keep no state that
 the next round depends on other than what the loop checkpoints (the pool),
-so that a resumed run is identical to an uninterrupted one.
+so that a resumed run is identical to an uninterrupted one. (Networks trained
+in `fit_task_model` and read by the same round's `query` are such state
+within a round; a resumed round trains them again.)
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from jal import augment, inference, optim, sharding
+from jal import augment, inference, optim, rng, sharding
 from jal.errors import JalError
 from jal.progress import Progress
 
@@ -193,7 +193,7 @@ class Trainer:
 
   def _init_impl(self, key):
     x = jnp.zeros((1, *self.image_shape), jnp.float32)
-    return init_state(self.tx, self.model.init({'params': key}, x, train=False))
+    return init_state(self.tx, self.model.init({'params': rng.init_key(key)}, x, train=False))
 
   def init(self, key: jax.Array) -> TrainState:
     """A fresh state: parameters drawn with ``key``, optimiser state zero."""

@@ -69,3 +69,51 @@ def test_pal_svhn_runs_through_tfds(tmp_path, monkeypatch):
     records = experiment.run(config, str(tmp_path / 'run'))
   assert [r['num_labeled'] for r in records] == [40, 60]
   assert records[0]['dataset'] == 'svhn_cropped' and records[0]['strategy'] == 'pal'
+
+
+def test_adversarial_protocols_match_the_papers():
+  get = lambda name, arg=None: load_module(os.path.join(REPO, 'configs', name)).get_config(arg)
+  for name, hidden in (('tavaal_cifar10.py', 4), ('vaal_cifar10.py', 2)):
+    config = get(name)
+    assert (config.initial_pool.size, config.budget, config.num_rounds) == (1_000, 1_000, 10)
+    assert config.candidate_subset == 10 * config.budget and config.model.name == 'resnet18'
+    assert (config.train.optimizer, config.train.learning_rate, config.train.epochs,
+            tuple(config.train.lr_milestones)) == ('sgd', 0.1, 200, (0.8,))
+    for key in ('vae_train', 'discriminator_train'):
+      assert (config.strategy[key].optimizer, config.strategy[key].learning_rate) == (
+          'adam', 5e-4)
+    assert config.strategy.discriminator.num_hidden == hidden
+  assert get('tavaal_cifar10.py').strategy.ranker_epochs == 0.8
+  mal = get('mal_cifar100.py')
+  assert (mal.dataset.name, mal.initial_pool.size, mal.budget, mal.num_rounds) == (
+      'cifar100', 0.02, 0.02, 5)
+  assert mal.model.name == 'resnet18' and mal.strategy.name == 'mal'
+  assert mal.strategy.mal_train.optimizer == mal.train.optimizer == 'adam'
+  assert mal.strategy.mal_train.epochs == mal.train.epochs == 100
+
+
+def test_mal_cifar100_runs_on_tfds_mock_data(tmp_path, monkeypatch):
+  """configs/mal_cifar100.py end to end on tfds mock data (CIFAR-100 is not offline here)."""
+  tfds = pytest.importorskip('tensorflow_datasets')
+  from jal.data import tfds_source
+  monkeypatch.setattr(tfds_source, 'network_available', lambda *a, **k: False)
+  monkeypatch.setenv('JAL_DATA_DIR', str(tmp_path / 'no_local_copy'))
+  config = load_module(os.path.join(REPO, 'configs', 'mal_cifar100.py')).get_config('runlocal')
+  config.dataset.max_train = 200
+  config.dataset.max_test = 50
+  config.initial_pool.size = 40
+  config.budget = 20
+  config.num_rounds = 2
+  config.model.width = 4
+  config.train.epochs = 1
+  config.train.batch_size = 16
+  config.strategy.mal_train.epochs = 1
+  config.strategy.mal_train.batch_size = 16
+  config.strategy.classifier_hidden = 8
+  config.strategy.mal_discriminator_width = 8
+  config.eval_batch_size = 50
+  with tfds.testing.mock_data(num_examples=250):
+    records = experiment.run(config, str(tmp_path / 'run'))
+  assert [r['num_labeled'] for r in records] == [40, 60]
+  assert records[0]['dataset'] == 'cifar100' and len(records[0]['labeled_class_counts']) == 100
+  assert records[0]['query_metrics']['discriminator_accuracy'] >= 0

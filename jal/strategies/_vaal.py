@@ -56,7 +56,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jal import adversarial, augment, inference, optim, selection, sharding, training, two_pool
+from jal import adversarial, augment, inference, optim, rng, selection, sharding, training
+from jal import two_pool
 from jal.errors import JalError
 from jal.models import VAE, LatentDiscriminator
 from jal.strategies import base
@@ -101,7 +102,7 @@ class AdversarialStrategy(base.Strategy):
     return jnp.zeros((batch, 1), jnp.float32) if self.conditioned else None
 
   def _init_networks_impl(self, key):
-    vae_key, d_key = jax.random.split(key)
+    vae_key, d_key = jax.random.split(rng.init_key(key))
     x = jnp.zeros((1, *self.dataset.image_shape), jnp.float32)
     vae = self.vae.init({'params': vae_key}, x, False, self._condition_spec(1))
     z = jnp.zeros((1, self.vae.z_dim), jnp.float32)

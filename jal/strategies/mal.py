@@ -54,7 +54,8 @@ import numpy as np
 import optax
 from flax import struct
 
-from jal import adversarial, augment, inference, optim, selection, sharding, training, two_pool
+from jal import adversarial, augment, inference, optim, rng, selection, sharding, training
+from jal import two_pool
 from jal.acquisition import mal as mal_selection
 from jal.acquisition import uncertainty
 from jal.errors import JalError
@@ -155,7 +156,7 @@ class Strategy(base.Strategy):
     return MALState(network, discriminator), metrics
 
   def _init_impl(self, trainer, key):
-    network_key, d_key = jax.random.split(key)
+    network_key, d_key = jax.random.split(rng.init_key(key))
     x = jnp.zeros((1, *self.dataset.image_shape), jnp.float32)
     network = trainer.model.init({'params': network_key}, x, train=False)
     width = jax.eval_shape(lambda: trainer.model.apply(network, x, train=False))['features']

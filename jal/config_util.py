@@ -154,6 +154,22 @@ def pal_strategy(**overrides) -> ml_collections.ConfigDict:
   return cfg
 
 
+def runlocal_sizes(config: ml_collections.ConfigDict) -> None:
+  """The ``:runlocal`` scale shared by the paper configs, set in place.
+
+  The real dataset shrunk to a stratified 10,000-image pool and a 2,000-image
+  test split, 1,000 initial labels + 500 per round for 3 rounds, and a
+  width-16 small CNN task model: minutes on 2 CPU cores.
+  """
+  config.dataset.max_train = 10_000
+  config.dataset.max_test = 2_000
+  config.initial_pool.size = 1_000
+  config.budget = 500
+  config.num_rounds = 3
+  config.model.name = 'small_cnn'
+  config.model.width = 16
+
+
 def pal_protocol(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
   """PAL's classification protocol (paper 000, Sec. 4 and Table 2).
 
@@ -184,13 +200,7 @@ def pal_protocol(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
   if arg.biased:
     config.initial_pool.exclude_classes = (0, 1)
   if arg.runlocal:
-    config.dataset.max_train = 10_000
-    config.dataset.max_test = 2_000
-    config.initial_pool.size = 1_000
-    config.budget = 500
-    config.num_rounds = 3
-    config.model.name = 'small_cnn'
-    config.model.width = 16
+    runlocal_sizes(config)
     config.train = train_config(learning_rate=0.05, epochs=15, batch_size=64,
                                 lr_schedule='cosine')
     config.strategy = pal_strategy(
@@ -229,13 +239,8 @@ def adversarial_protocol(method: str, dataset: str, arg: str | None) -> ml_colle
   config.strategy = strategy_config(method)
   config.strategy.discriminator.num_hidden = 4 if method == 'tavaal' else 2
   if arg.runlocal:
-    config.dataset.max_train = 10_000
-    config.dataset.max_test = 2_000
-    config.budget = 500
-    config.num_rounds = 3
+    runlocal_sizes(config)
     config.candidate_subset = 5_000
-    config.model.name = 'small_cnn'
-    config.model.width = 16
     config.train = train_config(learning_rate=0.05, epochs=15, batch_size=64,
                                 lr_schedule='cosine')
     config.strategy.vae.width = 16
@@ -269,13 +274,7 @@ def mal_protocol(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
   config.train = train_config(epochs=100, **adam)
   config.strategy = strategy_config('mal', mal_train=train_config(epochs=100, **adam))
   if arg.runlocal:
-    config.dataset.max_train = 10_000
-    config.dataset.max_test = 2_000
-    config.initial_pool.size = 1_000
-    config.budget = 500
-    config.num_rounds = 3
-    config.model.name = 'small_cnn'
-    config.model.width = 16
+    runlocal_sizes(config)
     adam.update(learning_rate=2e-3, batch_size=64)
     config.train = train_config(epochs=15, lr_schedule='cosine', **adam)
     config.strategy.mal_train = train_config(epochs=15, lr_schedule='cosine', **adam)

@@ -35,6 +35,24 @@ def test_config_loads_in_every_variant_and_documents_its_command(path):
     module.get_config('no_such_variant')
 
 
+def _offline_tfds_config(name, tmp_path, monkeypatch):
+  """``configs/NAME:runlocal`` shrunk to 200 + 50 images, 40 initial, +20, 2 rounds,
+  width 4, 1 epoch, with tfds offline and no local copy (for ``tfds.testing.mock_data``)."""
+  tfds = pytest.importorskip('tensorflow_datasets')
+  from jal.data import tfds_source
+  monkeypatch.setattr(tfds_source, 'network_available', lambda *a, **k: False)
+  monkeypatch.setenv('JAL_DATA_DIR', str(tmp_path / 'no_local_copy'))
+  config = load_module(os.path.join(REPO, 'configs', name)).get_config('runlocal')
+  config.dataset.max_train = 200
+  config.dataset.max_test = 50
+  config.initial_pool.size = 40
+  config.budget = 20
+  config.num_rounds = 2
+  config.model.width = 4
+  config.train.epochs = 1
+  return tfds, config
+
+
 def test_pal_protocol_matches_the_paper():
   config = load_module(os.path.join(REPO, 'configs', 'pal_cifar10.py')).get_config()
   assert (config.initial_pool.size, config.budget, config.num_rounds) == (0.1, 0.05, 5)
@@ -48,18 +66,7 @@ def test_pal_protocol_matches_the_paper():
 
 def test_pal_svhn_runs_through_tfds(tmp_path, monkeypatch):
   """configs/pal_svhn.py end to end on tfds mock data (the real tfds code path)."""
-  tfds = pytest.importorskip('tensorflow_datasets')
-  from jal.data import tfds_source
-  monkeypatch.setattr(tfds_source, 'network_available', lambda *a, **k: False)
-  monkeypatch.setenv('JAL_DATA_DIR', str(tmp_path / 'no_local_copy'))
-  config = load_module(os.path.join(REPO, 'configs', 'pal_svhn.py')).get_config('runlocal')
-  config.dataset.max_train = 200
-  config.dataset.max_test = 50
-  config.initial_pool.size = 40
-  config.budget = 20
-  config.num_rounds = 2
-  config.model.width = 4
-  config.train.epochs = 1
+  tfds, config = _offline_tfds_config('pal_svhn.py', tmp_path, monkeypatch)
   config.strategy.scoring_model.width = 2
   config.strategy.scoring_train.epochs = 1
   config.strategy.finetune.epochs = 1
@@ -94,18 +101,7 @@ def test_adversarial_protocols_match_the_papers():
 
 def test_mal_cifar100_runs_on_tfds_mock_data(tmp_path, monkeypatch):
   """configs/mal_cifar100.py end to end on tfds mock data (CIFAR-100 is not offline here)."""
-  tfds = pytest.importorskip('tensorflow_datasets')
-  from jal.data import tfds_source
-  monkeypatch.setattr(tfds_source, 'network_available', lambda *a, **k: False)
-  monkeypatch.setenv('JAL_DATA_DIR', str(tmp_path / 'no_local_copy'))
-  config = load_module(os.path.join(REPO, 'configs', 'mal_cifar100.py')).get_config('runlocal')
-  config.dataset.max_train = 200
-  config.dataset.max_test = 50
-  config.initial_pool.size = 40
-  config.budget = 20
-  config.num_rounds = 2
-  config.model.width = 4
-  config.train.epochs = 1
+  tfds, config = _offline_tfds_config('mal_cifar100.py', tmp_path, monkeypatch)
   config.train.batch_size = 16
   config.strategy.mal_train.epochs = 1
   config.strategy.mal_train.batch_size = 16

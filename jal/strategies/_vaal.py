@@ -174,24 +174,10 @@ class AdversarialStrategy(base.Strategy):
     mu_l, stats = self._encode({'params': vae.params, 'batch_stats': vae.batch_stats}, x_l, True)
     mu_u, stats = self._encode({'params': vae.params, 'batch_stats': stats}, x_u, True)
     vae = vae.replace(batch_stats=stats)
-    mu_l, mu_u = jax.lax.stop_gradient(mu_l), jax.lax.stop_gradient(mu_u)
-
-    def d_loss(params):
-      logits_l = d_apply({'params': params}, mu_l, r_l)
-      logits_u = d_apply({'params': params}, mu_u, r_u)
-      return adversarial.discriminator_loss(logits_l, logits_u, mask_l, mask_u), (logits_l,
-                                                                                   logits_u)
-
-    (loss, (logits_l, logits_u)), grads = jax.value_and_grad(d_loss, has_aux=True)(
-        state.discriminator.params)
-    discriminator = training.apply_gradients(self.discriminator_tx, state.discriminator, grads,
-                                             {}, schedule['discriminator_learning_rate'])
-    means = adversarial.discriminator_means(logits_l, logits_u, mask_l, mask_u)
-    metrics = {**metrics, **vae_metrics, 'discriminator_loss': loss,
-               'discriminator_accuracy': adversarial.discriminator_accuracy(
-                   logits_l, logits_u, mask_l, mask_u),
-               'discriminator_mean_labeled': means['labeled'],
-               'discriminator_mean_unlabeled': means['unlabeled']}
+    discriminator, d_metrics = two_pool.discriminator_step(
+        d_apply, self.discriminator_tx, state.discriminator, (mu_l, r_l), (mu_u, r_u), mask_l,
+        mask_u, schedule['discriminator_learning_rate'])
+    metrics = {**metrics, **vae_metrics, **d_metrics}
     return AdversarialState(task, vae, discriminator), metrics
 
   def _schedule(self, epoch: int, epochs: int) -> dict[str, np.float32]:

@@ -132,27 +132,12 @@ class Strategy(base.Strategy):
     network = training.apply_gradients(self.network_tx, network, grads, stats, lr)
 
     # Eq. 3: D on F's normalised features of both batches; F gets no gradient.
-    f_l = jax.lax.stop_gradient(l2_normalize(features_l.astype(jnp.float32)))
-    f_u = jax.lax.stop_gradient(l2_normalize(features_u.astype(jnp.float32)))
-    mask_u = jnp.ones_like(mask_l)
-
-    def d_loss(params):
-      logits_l = self.discriminator.apply({'params': params}, f_l)
-      logits_u = self.discriminator.apply({'params': params}, f_u)
-      return adversarial.discriminator_loss(logits_l, logits_u, mask_l, mask_u), (logits_l,
-                                                                                   logits_u)
-
-    (loss_d, (logits_l, logits_u)), grads = jax.value_and_grad(d_loss, has_aux=True)(
-        state.discriminator.params)
-    discriminator = training.apply_gradients(self.discriminator_tx, state.discriminator, grads,
-                                             {}, schedule['discriminator_learning_rate'])
-    means = adversarial.discriminator_means(logits_l, logits_u, mask_l, mask_u)
-    metrics = {'loss': ce, 'accuracy': accuracy, 'entropy': entropy,
-               'discriminator_loss': loss_d,
-               'discriminator_accuracy': adversarial.discriminator_accuracy(
-                   logits_l, logits_u, mask_l, mask_u),
-               'discriminator_mean_labeled': means['labeled'],
-               'discriminator_mean_unlabeled': means['unlabeled']}
+    discriminator, d_metrics = two_pool.discriminator_step(
+        self.discriminator.apply, self.discriminator_tx, state.discriminator,
+        (l2_normalize(features_l.astype(jnp.float32)),),
+        (l2_normalize(features_u.astype(jnp.float32)),), mask_l, jnp.ones_like(mask_l),
+        schedule['discriminator_learning_rate'])
+    metrics = {'loss': ce, 'accuracy': accuracy, 'entropy': entropy, **d_metrics}
     return MALState(network, discriminator), metrics
 
   def _init_impl(self, trainer, key):

@@ -107,12 +107,14 @@ def strategy_config(name: str, **overrides) -> ml_collections.ConfigDict:
       # weighs the per-example KL; the reference code sums the KL over the
       # batch, i.e. beta = batch size here. TA-VAAL's ranker is updated for
       # the first ranker_epochs of the epochs (Algorithm 1: 80%), with eta =
-      # ranking_weight.
+      # ranking_weight. query_batch_statistics: the query runs the VAE's (and
+      # MAL's F's) batch norm on each scoring batch's own statistics, as D
+      # saw them in training (VAAL's reference never calls vae.eval()).
       vae=dict(z_dim=32, width=128, dtype='float32'),
       vae_train=optimizer_config('adam', 5e-4),
       discriminator=dict(width=512, num_hidden=2),
       discriminator_train=optimizer_config('adam', 5e-4),
-      beta=1.0, adversary_weight=1.0, ranker_epochs=0.8,
+      beta=1.0, adversary_weight=1.0, ranker_epochs=0.8, query_batch_statistics=True,
       # MAL (paper 003): cosine classifier C with temperature T (MME's 0.05)
       # on a hidden layer of 256 (App. B's parameter count), entropy weight
       # lambda (MME's 0.1), discriminator width 512; F, C and D trained for

@@ -16,7 +16,12 @@ import numpy as np
 
 
 def padded_batches(indices: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, int]]:
-  """Yields ``(batch, num_valid)``; the last batch is padded with index 0.
+  """Yields ``(batch, num_valid)``; the last batch is padded by repeating its own indices.
+
+  The padding rows are real members of the set (copies of the batch's
+  first entries), so a function that normalises by the batch's own
+  statistics (VAAL's and MAL's scoring in train-mode batch norm) sees the
+  set's statistics, not those of an arbitrary image 0.
 
   Args:
     indices: int with shape ``[n]``.
@@ -30,7 +35,7 @@ def padded_batches(indices: np.ndarray, batch_size: int) -> Iterator[tuple[np.nd
     batch = indices[start:start + batch_size]
     valid = batch.shape[0]
     if valid < batch_size:
-      batch = np.concatenate([batch, np.zeros(batch_size - valid, np.int32)])
+      batch = np.resize(batch, batch_size)
     yield batch, valid
 
 

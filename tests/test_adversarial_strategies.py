@@ -216,3 +216,24 @@ def test_tavaal_rejects_a_ranker_fraction_outside_0_1(tmp_path):
   with pytest.raises(JalError, match='ranker_epochs=1.5'):
     experiment.run(adversarial_config('tavaal', **{'strategy.ranker_epochs': 1.5}),
                    str(tmp_path))
+
+
+@pytest.mark.parametrize('batch_statistics', [True, False])
+def test_vaal_query_scores_with_the_batch_norm_mode_d_was_trained_in(batch_statistics):
+  """True (VAAL's reference): each scoring batch is normalised by its own
+  statistics, so a score depends on its batch; False: running averages."""
+  config = adversarial_config('vaal', **{'strategy.query_batch_statistics': batch_statistics})
+  dataset = experiment.load_dataset(config)
+  mesh = sharding.make_mesh()
+  strategy = strategies.get('vaal')(config, dataset, mesh)
+  trainer = training.Trainer(strategy.task_model(10), config.train, strategy.task_loss,
+                             dataset.mean, dataset.std, dataset.flip, mesh, dataset.image_shape)
+  strategy._bind(trainer)
+  vae, discriminator = strategy._init_networks(jax.random.key(0))
+  networks = {'vae': {'params': vae.params, 'batch_stats': vae.batch_stats},
+              'discriminator': {'params': discriminator.params}}
+  images = jax.device_put(dataset.train_images)
+  task = trainer.init(jax.random.key(1)).variables
+  a = strategy._logits(networks, task, images, np.arange(0, 8, dtype=np.int32))
+  b = strategy._logits(networks, task, images, np.array([0, *range(100, 107)], np.int32))
+  assert (not np.isclose(a[0], b[0])) == batch_statistics

@@ -194,7 +194,7 @@ def test_padded_batches_pads_the_last_batch():
   for batch, _ in got:
     assert batch.dtype == np.int32 and batch.shape == (4,)
   np.testing.assert_array_equal(np.concatenate([b[:v] for b, v in got]), indices)
-  np.testing.assert_array_equal(got[-1][0], [6, 1, 0, 0])
+  np.testing.assert_array_equal(got[-1][0], [6, 1, 6, 1])  # padded with its own rows
 
 
 def test_padded_batches_exact_multiple_and_small():
@@ -203,7 +203,7 @@ def test_padded_batches_exact_multiple_and_small():
   np.testing.assert_array_equal(got[1][0], [3, 4, 5])
   got = list(inference.padded_batches(np.array([42]), 8))
   assert len(got) == 1 and got[0][1] == 1
-  np.testing.assert_array_equal(got[0][0], [42, 0, 0, 0, 0, 0, 0, 0])
+  np.testing.assert_array_equal(got[0][0], [42] * 8)
   assert list(inference.padded_batches(np.zeros(0, np.int64), 4)) == []
 
 

@@ -33,8 +33,16 @@ through the VAE separately, as in the reference code (each is normalised by
 its own batch statistics).
 
 Query (Eq. 7): the candidates (TA-VAAL: a random subset 10x the budget,
-``config.candidate_subset``) with the lowest D logit, with the VAE, R and the
-task model in eval mode and ``z`` the posterior mean. The query also writes D's
+``config.candidate_subset``) with the lowest D logit, ``z`` the posterior mean
+and R in eval mode. The VAE's batch norm uses each scoring batch's own
+statistics (``query_batch_statistics``, default True), as VAAL's reference
+code does (it never switches the VAE to eval mode): D learned on latents of
+all-labeled and all-unlabeled batches, each normalised by its own statistics,
+and running averages mix the two pools. Measured on CIFAR-10 runlocal with
+classes 5-9 kept out of the labeled pool and ``adversary_weight=0``: with
+batch statistics the query took 458 of 500 from the unseen classes and D's
+mean output was 0.60 on the labeled pool against 0.54 on the candidates; with
+running averages, 270 of 500 and 0.568 against 0.561. The query also writes D's
 mean output on the labeled pool and on the candidates, and D's accuracy at
 0.5, to ``results.jsonl`` (``query_metrics``); the training metrics of the
 last epoch (D's loss, accuracy and mean outputs, the VAE's terms) are in
@@ -43,7 +51,8 @@ last epoch (D's loss, accuracy and mean outputs, the VAE's terms) are in
 Config (``config.strategy``): ``vae`` (``z_dim``, ``width``, ``dtype``),
 ``vae_train`` and ``discriminator_train`` (``optimizer``, ``learning_rate``;
 the epochs are the task model's), ``discriminator`` (``width``,
-``num_hidden``), ``beta``, ``adversary_weight``, and for TA-VAAL
+``num_hidden``), ``beta``, ``adversary_weight``,
+``query_batch_statistics``, and for TA-VAAL
 ``ranking_weight`` (eta), ``ranker_epochs`` and ``loss_prediction_width``.
 """
 
@@ -212,9 +221,9 @@ class AdversarialStrategy(base.Strategy):
   # -- query (Eq. 7) --------------------------------------------------------------
 
   def _logits_impl(self, trainer, networks, task_variables, images, idx):
-    """D's logits on ``images[idx]``, every network in eval mode."""
+    """D's logits on ``images[idx]`` (see `query` for the VAE's batch norm)."""
     x = augment.normalize(images[idx], self.dataset.mean, self.dataset.std)
-    mu, _ = self._encode(networks['vae'], x, False)
+    mu, _ = self._encode(networks['vae'], x, self.strategy_config.query_batch_statistics)
     return self.discriminator.apply(networks['discriminator'], mu,
                                     self._rank(trainer, task_variables, x))
 

@@ -346,3 +346,21 @@ def test_cosine_classifier_matches_eq1_and_normalises(normalize_weights):
   zero = jnp.zeros((1, 6))
   assert np.isfinite(model.apply(variables, zero)).all()
   assert np.isfinite(jax.grad(lambda f: jnp.sum(model.apply(variables, f)))(zero)).all()
+
+
+def test_subpixel_transposed_convolution_equals_flax_conv_transpose():
+  """`ConvTranspose4x4` is PyTorch's ConvTranspose2d(4, 2, 1): the same
+  parameters, outputs and kernel gradients as the flax transposed form."""
+  import flax.linen as nn
+  from jal.models.vae import ConvTranspose4x4
+  x = jax.random.normal(jax.random.key(0), (2, 5, 7, 3))
+  reference = nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
+                               use_bias=False)
+  variables = reference.init(jax.random.key(1), x)
+  chex.assert_trees_all_equal(variables, ConvTranspose4x4(4).init(jax.random.key(1), x))
+  loss = lambda module: lambda v: jnp.sum(jnp.sin(module.apply(v, x)))
+  chex.assert_trees_all_close(ConvTranspose4x4(4).apply(variables, x),
+                              reference.apply(variables, x), atol=1e-5)
+  chex.assert_trees_all_close(jax.grad(loss(ConvTranspose4x4(4)))(variables),
+                              jax.grad(loss(reference))(variables), atol=1e-4)
+  assert ConvTranspose4x4(4).apply(variables, x).shape == (2, 10, 14, 4)

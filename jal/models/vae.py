@@ -35,14 +35,60 @@ import jax.numpy as jnp
 from jal.errors import JalError
 from jal.models.resnet import PAD1, batch_norm
 
-# PyTorch's ConvTranspose2d(kernel 4, stride 2, padding 1) as a flax transposed
-# convolution: flax pads the stride-dilated input, by kernel - 1 - padding = 2
-# on each side; the output is exactly twice the input.
-_PAD_TRANSPOSE = ((2, 2), (2, 2))
 # He-normal (Kaiming-normal, fan-in, untruncated), VAAL's init of its discriminator.
 HE_NORMAL = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
 # Each of the encoder's four stride-2 convolutions maps a side s to floor(s / 2).
 _MIN_SIDE = 16
+
+
+# Sub-pixel form of the 4x4 stride-2 transposed convolution (padding 1):
+# output row 2m + p reads input rows m - 1, m, m + 1 (a 3x3 window) through
+# kernel taps _TAPS[p] (-1: none). Derived from flax's ConvTranspose (no
+# kernel flip) over the input dilated by 2 and padded by 2:
+# out[2m] = x[m-1] K[0] + x[m] K[2], out[2m+1] = x[m] K[1] + x[m+1] K[3].
+_TAPS = ((0, 2, -1), (-1, 1, 3))
+
+
+def _subpixel_selection() -> jax.Array:
+  """float32 ``[2, 3, 4]``: ``S[p, a, t] = 1`` where window row ``a`` of parity ``p`` uses tap ``t``."""
+  s = [[[1.0 if tap == t else 0.0 for t in range(4)] for tap in taps] for taps in _TAPS]
+  return jnp.asarray(s, jnp.float32)
+
+
+class ConvTranspose4x4(nn.Module):
+  """PyTorch's ``ConvTranspose2d(kernel 4, stride 2, padding 1, bias=False)``, sub-pixel.
+
+  The same function, with the same parameter (``'kernel'`` ``[4, 4, C_in,
+  C_out]``, flax's `nn.ConvTranspose` layout and initialiser), as
+  ``nn.ConvTranspose(C_out, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
+  use_bias=False)``, computed as one 3x3 convolution to ``4 C_out`` channels (one
+  group per output parity) followed by depth-to-space. XLA:CPU computes the
+  kernel gradient of the transposed form slowly (17-39 ms per decoder layer
+  of VAAL's width-16 VAE at batch 64, against 4-7 ms for the 3x3 form:
+  ``experiments/vaal_step.py``, BENCHMARKS.md).
+
+  Attributes:
+    features: ``C_out``.
+    dtype: compute dtype; the kernel is float32.
+  """
+
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """``[B, H, W, C_in]`` -> ``[B, 2H, 2W, C_out]``."""
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (4, 4, x.shape[-1], self.features), jnp.float32)
+    s = _subpixel_selection()
+    # [3, 3, C_in, 2, 2, C_out]: window (a, b) of output parity (py, px).
+    window = jnp.einsum('pat,qbu,tuio->abipqo', s, s, kernel)
+    window = window.reshape(3, 3, x.shape[-1], 4 * self.features).astype(self.dtype)
+    y = jax.lax.conv_general_dilated(x.astype(self.dtype), window, (1, 1), ((1, 1), (1, 1)),
+                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    b, h, w, _ = y.shape
+    y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
+    return y.reshape(b, 2 * h, 2 * w, self.features)
 
 
 def _concat_condition(z: jax.Array, condition: jax.Array | None) -> jax.Array:
@@ -129,9 +175,7 @@ class VAEDecoder(nn.Module):
     x = nn.Dense(h0 * w0 * 8 * self.width, name='fc')(z.astype(jnp.float32))
     x = x.reshape(z.shape[0], h0, w0, 8 * self.width).astype(self.dtype)
     for index, multiplier in enumerate((4, 2, 1)):
-      x = nn.ConvTranspose(self.width * multiplier, (4, 4), strides=(2, 2), padding=_PAD_TRANSPOSE,
-                           use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
-                           name=f'deconv{index + 1}')(x)
+      x = ConvTranspose4x4(self.width * multiplier, self.dtype, name=f'deconv{index + 1}')(x)
       x = nn.relu(batch_norm(train, self.dtype, f'bn{index + 1}')(x))
     x = nn.Conv(channels, (1, 1), dtype=self.dtype, param_dtype=jnp.float32, name='out')(x)
     top, left = (8 * h0 - height) // 2, (8 * w0 - width) // 2

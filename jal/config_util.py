@@ -76,6 +76,9 @@ def base_config() -> ml_collections.ConfigDict:
   # only a random subset of this many unlabeled examples (e.g. 10x the budget,
   # or 10,000); None scores the whole unlabeled pool.
   config.candidate_subset = ml_collections.FieldReference(None, field_type=int)
+  # Test-split metrics every round (jal.metrics): the ECE's number of
+  # equal-width confidence bins (SCAL Eq. 6).
+  config.evaluation = ml_collections.ConfigDict(dict(ece_bins=15))
   config.strategy = strategy_config('random')
   return config
 

@@ -19,7 +19,8 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jal import checkpoint, data, oracle, pool as pool_lib, results, rng, sharding, strategies
+from jal import checkpoint, data, metrics as metrics_lib, oracle, pool as pool_lib, results, rng
+from jal import sharding, strategies
 from jal import training, workdir as workdir_lib
 from jal.errors import JalError
 from jal.strategies.base import RoundContext, Strategy, TaskModel
@@ -61,6 +62,9 @@ def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset) -> tu
   if subset is not None and not budget <= subset:
     raise JalError(f'config.candidate_subset={subset} is smaller than the budget of {budget}; '
                    'set it to a multiple of the budget (papers 002 and 004 use 10x) or to None')
+  if config.evaluation.ece_bins < 1:
+    raise JalError(f'config.evaluation.ece_bins={config.evaluation.ece_bins} must be at least 1 '
+                   '(SCAL uses 15)')
   for key in ('epochs', 'batch_size'):
     if config.train[key] < 1:
       raise JalError(f'config.train.{key}={config.train[key]} must be at least 1')
@@ -95,12 +99,19 @@ def candidates(config, pool: pool_lib.Pool, round_: int) -> np.ndarray:
 
 
 def evaluate(strategy: Strategy, task: TaskModel, test_images: jax.Array,
-             test_labels: np.ndarray) -> dict:
-  """Test accuracy and negative log-likelihood (nats) of the task model's
-  predictive distribution, as the strategy defines it (`Strategy.predictive_log_probabilities`)."""
+             test_labels: np.ndarray, num_classes: int, ece_bins: int = 15) -> dict:
+  """The test-split metrics of the task model's predictive distribution.
+
+  The distribution is the strategy's (`Strategy.predictive_log_probabilities`:
+  the softmax, or an MC-dropout or ensemble average). Returns
+  ``test_accuracy``, ``test_per_class_accuracy`` (a list of ``num_classes``,
+  None for a class absent from the split), ``test_ece`` (SCAL Eq. 6 with
+  ``ece_bins`` bins), ``test_brier`` and ``test_nll`` (nats); see `jal.metrics`.
+  """
   log_p = strategy.predictive_log_probabilities(task, test_images, np.arange(test_labels.size))
-  return {'test_accuracy': float(np.mean(log_p.argmax(-1) == test_labels)),
-          'test_nll': float(-np.mean(log_p[np.arange(test_labels.size), test_labels]))}
+  m = metrics_lib.evaluation_metrics(log_p, test_labels, num_classes, num_bins=ece_bins)
+  return {'test_accuracy': m['accuracy'], 'test_per_class_accuracy': m['per_class_accuracy'],
+          'test_ece': m['ece'], 'test_brier': m['brier'], 'test_nll': m['nll']}
 
 
 # ------------------------------------------------------------------ loop ----
@@ -170,7 +181,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
     train_seconds = time.perf_counter() - start
 
     # Evaluate.
-    metrics = evaluate(strategy, task, test_images, dataset.test_labels)
+    metrics = evaluate(strategy, task, test_images, dataset.test_labels, dataset.num_classes,
+                       config.evaluation.ece_bins)
 
     # Query, and have the oracle label the query.
     query = np.zeros(0, np.int64)
@@ -189,6 +201,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
                                     rng.numpy_rng(config.seed, 'oracle', round_ + 1))
       pool = pool.add(query, answers)
 
+    labeled_counts = np.bincount(dataset.train_labels[state.pool.labeled],
+                                 minlength=dataset.num_classes)
     record = {
         'round': round_,
         'num_labeled': state.pool.num_labeled,
@@ -205,8 +219,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
         'query_size': int(query.size),
         'query_class_counts': np.bincount(dataset.train_labels[query],
                                           minlength=dataset.num_classes).tolist(),
-        'labeled_class_counts': np.bincount(dataset.train_labels[state.pool.labeled],
-                                            minlength=dataset.num_classes).tolist(),
+        'labeled_class_counts': labeled_counts.tolist(),
+        # 1 - H(counts) / log K (SCAL Eqs. 4-5): 0 balanced, 1 a single class.
+        'labeled_sampling_bias': metrics_lib.sampling_bias(labeled_counts),
         'strategy': config.strategy.name,
         'dataset': dataset.name,
         'seed': config.seed,

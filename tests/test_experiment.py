@@ -79,9 +79,17 @@ def test_random_and_pal_share_the_initial_pool(tmp_path):
   np.testing.assert_array_equal(first[0], first[1])
 
 
-def test_entropy_runs(tmp_path):
+def test_entropy_runs_and_every_round_records_the_test_metrics(tmp_path):
+  from jal import metrics
   records = experiment.run(tiny_config('entropy'), str(tmp_path))
   assert [r['num_labeled'] for r in records] == [30, 50]
+  for r in records:
+    per_class = r['test_per_class_accuracy']
+    assert len(per_class) == 10 and all(a is None or 0 <= a <= 1 for a in per_class)
+    assert 0 <= r['test_ece'] <= 1 and 0 <= r['test_brier'] <= 2 and r['test_nll'] > 0
+    assert r['labeled_sampling_bias'] == pytest.approx(
+        metrics.sampling_bias(np.asarray(r['labeled_class_counts'])))
+    assert 0 <= r['labeled_sampling_bias'] <= 1
 
 
 @pytest.mark.parametrize('strategy, from_scratch', [('pal', True), ('entropy', False)])
@@ -171,6 +179,7 @@ def test_workdir_of_another_config_is_refused(tmp_path):
     ({'train.optimizer': 'rmsprop'}, "optimizer 'rmsprop' is unknown"),
     ({'strategy.scoring_model.name': 'resnet50'}, 'resnet50'),
     ({'strategy.finetune.batch_size': 0}, 'batch_size=0'),
+    ({'evaluation.ece_bins': 0}, 'ece_bins=0 must be at least 1'),
 ])
 def test_bad_config_gives_one_line_error(tmp_path, overrides, message):
   with pytest.raises(JalError, match=message) as info:

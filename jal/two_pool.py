@@ -126,15 +126,18 @@ class TwoPoolTrainer:
     pool_l, n_l = training.padded_pool(labeled, capacity, self.replicated, description)
     pool_u, n_u = training.padded_pool(unlabeled, capacity, self.replicated, description)
     num_steps = -(-int(np.size(labeled)) // self.batch_size)
+    # The host loop's step numbers, placed once per fit rather than once per step.
+    step_ids = [] if self.compiled_epochs else [
+        jax.device_put(np.int32(i), self.replicated) for i in range(num_steps)]
 
     def epoch_fn(state, schedule):
       args = (images, labels, pool_l, n_l, pool_u, n_u, schedule, key)
       if self.compiled_epochs:
         return self._epoch(state, *args)
       order_l, order_u, totals = self._start(state, *args)
-      for i in range(num_steps):
+      for i in step_ids:
         state, totals = self._step(state, totals, images, labels, order_l, n_l, order_u, n_u,
-                                   schedule, key, jnp.int32(i))
+                                   schedule, key, i)
       return state, totals
 
     return training.run_epochs(

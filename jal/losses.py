@@ -1,6 +1,7 @@
-"""Training objectives shared by several methods: the loss-ranking losses.
+"""Training objectives shared by several methods.
 
-Both train a loss prediction module (Yoo & Kweon 2019) from the pairs of a
+The supervised contrastive loss (SCAL's task model) and the loss-ranking
+losses. The ranking losses train a loss prediction module (Yoo & Kweon 2019) from the pairs of a
 batch: example ``i`` of the first half is paired with example ``B - 1 - i``
 (the batch against its reverse, as in the reference implementation of Learning
 Loss), giving ``B // 2`` pairs; a pair counts only if both examples are real
@@ -68,3 +69,51 @@ def pairwise_ranking_loss(predicted: jax.Array, target: jax.Array, mask: jax.Arr
   predicted_diff, target_diff, weight = _pairs(predicted, target, mask)
   order = (target_diff > 0).astype(jnp.float32)
   return training.masked_mean(optax.sigmoid_binary_cross_entropy(predicted_diff, order), weight)
+
+
+# Stands in for -inf in masked similarity logits: finite, so that a row with
+# nothing left to compare against gives a finite logsumexp (and no NaN
+# gradient), yet exp(-1e9 - max) is exactly 0 in float32.
+_MASKED_LOGIT = -1e9
+
+
+def supervised_contrastive_loss(z: jax.Array, labels: jax.Array, mask: jax.Array,
+                                temperature: float = 0.07) -> jax.Array:
+  """The supervised contrastive loss (Khosla et al. 2020, Eq. 2; paper 002, Eq. 1).
+
+  For every anchor ``i`` of the (augmented) batch,
+  ``l_i = -1/|P(i)| sum_{p in P(i)} log(exp(z_i . z_p / T) / sum_{a in A(i)} exp(z_i . z_a / T))``
+  with ``A(i)`` every other real example of the batch and ``P(i)`` those of
+  ``A(i)`` with the anchor's label. The ``z`` are L2-normalised here, as the
+  equation assumes. Where the equation sums over anchors, this returns the
+  mean over the anchors with at least one positive, as Khosla et al.'s code
+  does (with ``T / base_T = 1`` at the default temperature), so the scale does
+  not grow with the batch. An anchor with no positive (the only member of its
+  class in a batch of one view each) has an undefined term: it is left out,
+  though it still serves as a negative for the others. With two views per
+  image, every anchor has its other view as a positive.
+
+  Args:
+    z: float ``[N, D]``, the projection head's output for every view of the
+      batch (two views of B images: ``N = 2B``, each image's label repeated).
+    labels: int ``[N]``.
+    mask: float ``[N]``, 1 for real examples, 0 for padding (neither an
+      anchor, a positive nor a negative).
+    temperature: ``T`` (0.07 in paper 002).
+
+  Returns:
+    float32 scalar; 0 when no anchor has a positive.
+  """
+  z = z.astype(jnp.float32)
+  z = z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
+  n = z.shape[0]
+  real = mask > 0
+  others = real[None, :] & ~jnp.eye(n, dtype=bool)
+  logits = jnp.where(others, z @ z.T / temperature, _MASKED_LOGIT)
+  log_prob = logits - jax.scipy.special.logsumexp(logits, axis=1, keepdims=True)
+  positive = others & (labels[:, None] == labels[None, :])
+  num_positive = jnp.sum(positive, axis=1)
+  mean_log_prob = jnp.sum(jnp.where(positive, log_prob, 0.0), axis=1) / jnp.maximum(
+      num_positive, 1)
+  anchor = (real & (num_positive > 0)).astype(jnp.float32)
+  return training.masked_mean(-mean_log_prob, anchor)

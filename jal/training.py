@@ -145,6 +145,10 @@ class Trainer:
     freeze_after: top-level parameter name -> fraction of the epochs after
       which (``progress >=``) it gets no update at all (TA-VAAL's ranker,
       updated for the first 80% of the epochs: ``{'heads_loss_prediction': 0.8}``).
+    views: augmented views of each batch image the loss sees (2 for the
+      supervised contrastive loss of SCAL). The loss gets ``views * B``
+      images, view-major (every image's first view, then every second view),
+      with the labels and mask repeated alike.
 
   ``train_config.compiled_epochs`` chooses how an epoch runs: as one compiled
   loop (True) or as a host loop over a compiled step (False); None (default)
@@ -162,11 +166,14 @@ class Trainer:
   image_shape: tuple[int, int, int]
   trainable: Callable[[str], bool] | None = None
   freeze_after: dict[str, float] | None = None
+  views: int = 1
 
   def __post_init__(self):
     if self.train_config.batch_size < 1 or self.train_config.epochs < 0:
       raise JalError(f'batch_size={self.train_config.batch_size} and epochs='
                      f'{self.train_config.epochs} must be at least 1 and 0')
+    if self.views < 1:
+      raise JalError(f'views={self.views} must be at least 1')
     self.tx = optim.make_optimizer(self.train_config)
     self.trace_counts = {'train_epoch': 0, 'train_step': 0, 'predict': 0}
     self.compiled_epochs = self.train_config.get('compiled_epochs')
@@ -263,10 +270,18 @@ class Trainer:
     return new_state, metrics
 
   def _train_step(self, state, images, labels, idx, mask, schedule, key):
-    """One update on the batch ``images[idx]`` (traced inside `_train_epoch_impl`)."""
+    """One update on the batch ``images[idx]`` (traced inside `_train_epoch_impl`).
+
+    With ``views > 1`` each image is augmented ``views`` times independently.
+    """
     aug_key, loss_key = jax.random.split(jax.random.fold_in(key, state.step))
-    return self.update(state, self.prepare(aug_key, images, idx), labels[idx], mask, schedule,
-                       loss_key)
+    if self.views == 1:
+      return self.update(state, self.prepare(aug_key, images, idx), labels[idx], mask, schedule,
+                         loss_key)
+    x = jnp.concatenate([self.prepare(k, images, idx)
+                         for k in jax.random.split(aug_key, self.views)])
+    return self.update(state, x, jnp.tile(labels[idx], self.views), jnp.tile(mask, self.views),
+                       schedule, loss_key)
 
   def _start_epoch(self, state, pool, num_valid, key):
     """An epoch's shuffled order, zeroed metric sums and its first step number.

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 from jal.errors import JalError
 from jal.models.features import Features
 from jal.models.ensemble import Ensemble
-from jal.models.heads import ClassifierHead, LossPredictionHead, MultiHeadNet, RotationHead
+from jal.models.heads import (ClassifierHead, LossPredictionHead, MultiHeadNet, ProjectionHead,
+                              RotationHead)
 from jal.models.mal import CosineClassifier, MLPDiscriminator
 from jal.models.resnet import ResNet18
 from jal.models.small_cnn import SmallCNN
@@ -32,6 +33,7 @@ __all__ = [
     'LossPredictionHead',
     'MLPDiscriminator',
     'MultiHeadNet',
+    'ProjectionHead',
     'ResNet18',
     'RotationHead',
     'SmallCNN',

@@ -29,18 +29,24 @@ class ClassifierHead(nn.Module):
   dropout_rate: float = 0.0
 
   @nn.compact
-  def __call__(self, features: Features, train: bool = False) -> jax.Array:
+  def __call__(self, features: Features, train: bool = False,
+               stop_gradient: bool = False) -> jax.Array:
     """Computes class logits.
 
     Args:
       features: the backbone's output; reads ``features.pooled`` ``[B, D]``.
       train: unused (every head takes it).
+      stop_gradient: when true no gradient flows from this head into the
+        backbone (a linear classifier on frozen features: SCAL's second stage).
 
     Returns:
       float32 logits with shape ``[B, num_classes]``.
     """
     del train
-    x = mc_dropout(self, features.pooled.astype(jnp.float32), self.dropout_rate)
+    x = features.pooled.astype(jnp.float32)
+    if stop_gradient:
+      x = jax.lax.stop_gradient(x)
+    x = mc_dropout(self, x, self.dropout_rate)
     return nn.Dense(self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32, name='fc')(x)
 
 
@@ -53,6 +59,32 @@ class RotationHead(ClassifierHead):
   """
 
   num_classes: int = 4
+
+
+class ProjectionHead(nn.Module):
+  """The projection head of supervised contrastive learning (Khosla et al. 2020).
+
+  ``Dense(hidden) -> ReLU -> Dense(dim)`` on the pooled features, L2-normalised
+  (the ``'mlp'`` head of Khosla et al.'s ``SupConResNet``: hidden = the
+  feature width, dim = 128). The contrastive loss reads it; the query reads
+  the features before it.
+
+  Attributes:
+    dim: output dimension (128).
+    hidden: units of the hidden layer; None: the feature width.
+  """
+
+  dim: int = 128
+  hidden: int | None = None
+
+  @nn.compact
+  def __call__(self, features: Features, train: bool = False) -> jax.Array:
+    """float32 ``[B, dim]`` unit vectors from ``features.pooled`` ``[B, D]``."""
+    del train
+    x = features.pooled.astype(jnp.float32)
+    x = nn.relu(nn.Dense(self.hidden or x.shape[-1], name='fc1')(x))
+    x = nn.Dense(self.dim, name='fc2')(x)
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 class LossPredictionHead(nn.Module):

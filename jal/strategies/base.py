@@ -137,6 +137,9 @@ class Strategy:
   # Top-level task-model parameters frozen after a fraction of the epochs
   # (`jal.training.Trainer.freeze_after`), e.g. TA-VAAL's ranker.
   task_freeze_after: dict[str, float] | None = None
+  # Augmented views of each image per train step (`jal.training.Trainer.views`):
+  # 2 for SCAL's supervised contrastive loss.
+  task_views: int = 1
 
   def fit_task_model(self, trainer: training.Trainer, state: training.TrainState,
                      images: jax.Array, labels: jax.Array, pool: Pool, *, epochs: int,

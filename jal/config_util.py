@@ -76,9 +76,20 @@ def base_config() -> ml_collections.ConfigDict:
   # only a random subset of this many unlabeled examples (e.g. 10x the budget,
   # or 10,000); None scores the whole unlabeled pool.
   config.candidate_subset = ml_collections.FieldReference(None, field_type=int)
-  # Test-split metrics every round (jal.metrics): the ECE's number of
-  # equal-width confidence bins (SCAL Eq. 6).
-  config.evaluation = ml_collections.ConfigDict(dict(ece_bins=15))
+  # Test-split metrics every round (jal.metrics, jal.experiment.evaluate):
+  # the ECE's number of equal-width confidence bins (SCAL Eq. 6). Optional:
+  # OOD AUROC of the maximum softmax probability against a second dataset's
+  # test split (ood_dataset, e.g. 'mnist'; at most ood_max_examples images,
+  # None: as many as the test split) or against held-out classes
+  # (ood_classes, removed from both splits, the others relabelled 0..K'-1);
+  # accuracy and ECE on the test split under Gaussian blur of blur_severity
+  # (1..5) from the blur_benchmark sigma table ('cifar-10-c' for small
+  # images, 'imagenet-c' for large ones).
+  config.evaluation = ml_collections.ConfigDict(dict(
+      ece_bins=15, ood_dataset=ml_collections.FieldReference(None, field_type=str),
+      ood_classes=(), ood_max_examples=ml_collections.FieldReference(None, field_type=int),
+      blur_severity=ml_collections.FieldReference(None, field_type=int),
+      blur_benchmark='cifar-10-c'))
   config.strategy = strategy_config('random')
   return config
 

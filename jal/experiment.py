@@ -22,6 +22,7 @@ from absl import logging
 from jal import checkpoint, data, metrics as metrics_lib, oracle, pool as pool_lib, results, rng
 from jal import sharding, strategies
 from jal import training, workdir as workdir_lib
+from jal.data import transforms
 from jal.errors import JalError
 from jal.strategies.base import RoundContext, Strategy, TaskModel
 
@@ -30,14 +31,53 @@ from jal.strategies.base import RoundContext, Strategy, TaskModel
 
 
 def load_dataset(config: ml_collections.ConfigDict) -> data.Dataset:
-  """The config's dataset, shrunk to ``max_train`` / ``max_test`` if set."""
-  cfg = config.dataset
+  """The config's dataset, shrunk to ``max_train`` / ``max_test`` if set,
+  without the classes held out by ``config.evaluation.ood_classes``."""
+  return load_data(config)[0]
+
+
+def load_data(config: ml_collections.ConfigDict) -> tuple[data.Dataset, dict[str, np.ndarray]]:
+  """The dataset (see `load_dataset`) and the optional evaluation sets.
+
+  Returns:
+    ``(dataset, sets)``; ``sets`` holds uint8 ``[m, H, W, C]`` images:
+    ``'ood'`` when ``config.evaluation.ood_dataset`` (that dataset's test
+    split, converted to the dataset's image shape, a seeded random subset of
+    ``ood_max_examples``, None: as many as the test split) or
+    ``ood_classes`` (the held-out classes' test images) is set, and
+    ``'blurred'`` (the test split with `jal.metrics.gaussian_blur` of
+    ``blur_severity`` from the ``blur_benchmark`` table) when
+    ``blur_severity`` is set.
+
+  Raises:
+    JalError: an unknown or missing dataset, bad held-out classes, both OOD
+      sources at once, or a severity outside 1..5.
+  """
+  cfg, evaluation = config.dataset, config.evaluation
   dataset = data.load(cfg.name, image_size=cfg.get('image_size'), path=cfg.get('path'),
                       split_seed=cfg.get('split_seed', 0))
   if cfg.get('max_train') or cfg.get('max_test'):
     dataset = data.subsample(dataset, cfg.get('max_train'), cfg.get('max_test'),
                              seed=cfg.get('split_seed', 0))
-  return dataset
+  sets = {}
+  if evaluation.ood_classes and evaluation.ood_dataset:
+    raise JalError('set config.evaluation.ood_dataset or config.evaluation.ood_classes, not '
+                   'both: they are two sources of the OOD set')
+  if evaluation.ood_classes:
+    dataset, sets['ood'] = transforms.hold_out_classes(dataset, evaluation.ood_classes)
+  elif evaluation.ood_dataset:
+    other = data.load(evaluation.ood_dataset)
+    size = min(evaluation.ood_max_examples or dataset.test_labels.size, other.test_labels.size)
+    chosen = np.sort(rng.numpy_rng(config.seed, 'ood_subset').choice(
+        other.test_labels.size, size, replace=False))
+    sets['ood'] = transforms.match_image_shape(other.test_images[chosen], dataset.image_shape)
+  if evaluation.blur_severity is not None:
+    try:
+      sets['blurred'] = metrics_lib.gaussian_blur(dataset.test_images, evaluation.blur_severity,
+                                                  benchmark=evaluation.blur_benchmark)
+    except ValueError as e:
+      raise JalError(f'config.evaluation.blur_severity / blur_benchmark: {e}') from None
+  return dataset, sets
 
 
 def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset) -> tuple[int, int]:
@@ -99,7 +139,9 @@ def candidates(config, pool: pool_lib.Pool, round_: int) -> np.ndarray:
 
 
 def evaluate(strategy: Strategy, task: TaskModel, test_images: jax.Array,
-             test_labels: np.ndarray, num_classes: int, ece_bins: int = 15) -> dict:
+             test_labels: np.ndarray, num_classes: int, ece_bins: int = 15,
+             ood_images: jax.Array | None = None,
+             blurred_images: jax.Array | None = None) -> dict:
   """The test-split metrics of the task model's predictive distribution.
 
   The distribution is the strategy's (`Strategy.predictive_log_probabilities`:
@@ -107,11 +149,28 @@ def evaluate(strategy: Strategy, task: TaskModel, test_images: jax.Array,
   ``test_accuracy``, ``test_per_class_accuracy`` (a list of ``num_classes``,
   None for a class absent from the split), ``test_ece`` (SCAL Eq. 6 with
   ``ece_bins`` bins), ``test_brier`` and ``test_nll`` (nats); see `jal.metrics`.
+  With ``ood_images`` (uint8 device array), also ``test_ood_auroc``: the
+  AUROC of the maximum softmax probability, test split against those images
+  (paper 002, Fig. 4a, with MSP as the score). With ``blurred_images`` (the
+  test split blurred, same order), also ``blurred_accuracy`` and
+  ``blurred_ece`` (paper 002, Fig. 4b-c).
   """
   log_p = strategy.predictive_log_probabilities(task, test_images, np.arange(test_labels.size))
   m = metrics_lib.evaluation_metrics(log_p, test_labels, num_classes, num_bins=ece_bins)
-  return {'test_accuracy': m['accuracy'], 'test_per_class_accuracy': m['per_class_accuracy'],
-          'test_ece': m['ece'], 'test_brier': m['brier'], 'test_nll': m['nll']}
+  out = {'test_accuracy': m['accuracy'], 'test_per_class_accuracy': m['per_class_accuracy'],
+         'test_ece': m['ece'], 'test_brier': m['brier'], 'test_nll': m['nll']}
+  if ood_images is not None:
+    ood_log_p = strategy.predictive_log_probabilities(task, ood_images,
+                                                      np.arange(ood_images.shape[0]))
+    out['test_ood_auroc'] = metrics_lib.ood_auroc(metrics_lib.max_softmax_probability(log_p),
+                                                  metrics_lib.max_softmax_probability(ood_log_p))
+  if blurred_images is not None:
+    blurred_log_p = strategy.predictive_log_probabilities(task, blurred_images,
+                                                          np.arange(test_labels.size))
+    out['blurred_accuracy'] = metrics_lib.accuracy(blurred_log_p, test_labels)
+    out['blurred_ece'] = metrics_lib.expected_calibration_error(blurred_log_p, test_labels,
+                                                                num_bins=ece_bins)
+  return out
 
 
 # ------------------------------------------------------------------ loop ----
@@ -138,14 +197,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
   """
   # Everything that can reject the config comes before the work directory is touched.
   strategy_cls = strategies.get(config.strategy.name)
-  dataset = load_dataset(config)
+  dataset, evaluation_sets = load_data(config)
   initial_size, budget = check_config(config, dataset)
   mesh = sharding.make_mesh()
   strategy = strategy_cls(config, dataset, mesh)
   task_model = strategy.task_model(dataset.num_classes)
   task_trainer = training.Trainer(task_model, config.train, strategy.task_loss, dataset.mean,
                                   dataset.std, dataset.flip, mesh, dataset.image_shape,
-                                  freeze_after=strategy.task_freeze_after)
+                                  freeze_after=strategy.task_freeze_after,
+                                  views=strategy.task_views)
   workdir_lib.prepare(workdir, config, overwrite)
   results_path = os.path.join(workdir, 'results.jsonl')
   plot_path = os.path.join(workdir, 'accuracy.png')
@@ -153,6 +213,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
   on_device = sharding.replicated(mesh)
   train_images = jax.device_put(dataset.train_images, on_device)
   test_images = jax.device_put(dataset.test_images, on_device)
+  evaluation_sets = {k: jax.device_put(v, on_device) for k, v in evaluation_sets.items()}
 
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
   state = ckpt.latest() or initial_state(config, dataset, initial_size)
@@ -182,7 +243,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
 
     # Evaluate.
     metrics = evaluate(strategy, task, test_images, dataset.test_labels, dataset.num_classes,
-                       config.evaluation.ece_bins)
+                       config.evaluation.ece_bins, evaluation_sets.get('ood'),
+                       evaluation_sets.get('blurred'))
 
     # Query, and have the oracle label the query.
     query = np.zeros(0, np.int64)

@@ -113,3 +113,24 @@ def test_mal_cifar100_runs_on_tfds_mock_data(tmp_path, monkeypatch):
   assert [r['num_labeled'] for r in records] == [40, 60]
   assert records[0]['dataset'] == 'cifar100' and len(records[0]['labeled_class_counts']) == 100
   assert records[0]['query_metrics']['discriminator_accuracy'] >= 0
+
+
+def test_scal_protocols_match_the_paper():
+  get = lambda name, arg=None: load_module(os.path.join(REPO, 'configs', name)).get_config(arg)
+  for name, dataset, budget in (('scal_cifar10.py', 'cifar10', 1_000),
+                                ('scal_svhn.py', 'svhn_cropped', 1_000),
+                                ('scal_fashion_mnist.py', 'fashion_mnist', 500),
+                                ('scal_mnist.py', 'mnist', 500)):
+    config = get(name)
+    assert config.dataset.name == dataset and config.strategy.name == 'scal'
+    assert (config.initial_pool.size, config.budget, config.num_rounds,
+            config.candidate_subset) == (budget, budget, 10, 10_000)
+    assert config.model.name == 'resnet18'
+    assert (config.train.optimizer, config.train.learning_rate, config.train.momentum,
+            config.train.weight_decay, config.train.epochs, tuple(config.train.lr_milestones),
+            config.train.lr_decay) == ('sgd', 0.1, 0.9, 5e-4, 200, (0.8,), 0.1)
+    assert config.strategy.contrastive_temperature == 0.07
+    assert config.evaluation.ece_bins == 15
+  cifar = get('scal_cifar10.py')
+  assert cifar.evaluation.ood_dataset == 'svhn_cropped' and cifar.evaluation.blur_severity == 3
+  assert get('scal_cifar10.py', 'runlocal').evaluation.ood_dataset == 'mnist'

@@ -1,0 +1,52 @@
+"""DFM, Deep Feature Modeling (Krishnan et al., paper 002, Sec. 3.2 and App. A.4).
+
+On a task model trained with cross-entropy: one PCA per class of the labeled
+pool's features (before the last fully connected layer), with
+``config.strategy.dfm_components`` components (capped at each class's rank);
+each candidate scores the feature reconstruction error through its predicted
+class's subspace (Eq. 3), and the query takes the highest errors. See
+`jal.acquisition.dfm` for the choices the paper leaves open.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jal import selection
+from jal.acquisition import dfm
+from jal.errors import JalError
+from jal.strategies import base, featuresim
+
+
+class Strategy(base.Strategy):
+  """Queries the candidates farthest from their predicted class's PCA subspace."""
+
+  def __init__(self, config, dataset, mesh):
+    super().__init__(config, dataset, mesh)
+    if self.strategy_config.dfm_components < 1:
+      raise JalError(f'config.strategy.dfm_components={self.strategy_config.dfm_components} '
+                     'must be at least 1')
+
+  def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
+    """The ``budget`` candidates with the highest feature reconstruction error (Eq. 3).
+
+    Returns:
+      int64 ``[min(budget, n)]`` distinct candidates, highest error first.
+
+    Raises:
+      JalError: if a feature is NaN or infinite.
+    """
+    candidates, labeled = featuresim.labeled_and_candidate_features(ctx)
+    subspaces = dfm.fit_class_subspaces(labeled, ctx.pool.oracle_labels,
+                                        self.dataset.num_classes,
+                                        self.strategy_config.dfm_components)
+    errors = dfm.reconstruction_errors(candidates['features'], candidates['prediction'],
+                                       subspaces)
+    query = selection.top_k(errors, ctx.candidates, budget)
+    finite = np.isfinite(errors)
+    ctx.metrics['candidate_reconstruction_error'] = float(errors[finite].mean()) \
+        if finite.any() else 0.0
+    picked = np.isin(ctx.candidates, query) & finite
+    ctx.metrics['query_reconstruction_error'] = float(errors[picked].mean()) \
+        if picked.any() else 0.0
+    return query

@@ -48,9 +48,11 @@ from jal.strategies import _mc_dropout, base
 # networks of their own inside the query: their cost is training, not scoring).
 DEFAULT_STRATEGIES = ('entropy', 'least_confidence', 'margin', 'learning_loss',
                       'learning_loss_v2', 'coreset', 'bald', 'dbal', 'bald_last_layer',
-                      'dbal_last_layer', 'ensemble_entropy', 'ensemble_varratio')
+                      'dbal_last_layer', 'ensemble_entropy', 'ensemble_varratio',
+                      'featuresim', 'scal', 'dfm')
 # The paper's Table 1 (Entropy units), for the strategies it times.
-PAPER = {'entropy': 1.0, 'learning_loss': 1.803, 'coreset': 15.181, 'bald': 35.693}
+PAPER = {'entropy': 1.0, 'learning_loss': 1.803, 'coreset': 15.181, 'bald': 35.693,
+         'dfm': 1.38, 'featuresim': 1.32, 'scal': 1.37}
 
 PRESETS = {
     # The paper's sizes. Scoring batch 500; MC dropout 50 images x 50 passes per call.
@@ -68,7 +70,8 @@ _PRESET = flags.DEFINE_enum('preset', 'cpu', list(PRESETS), 'Sizes to start from
 _STRATEGIES = flags.DEFINE_list('strategies', list(DEFAULT_STRATEGIES), 'Strategies to time.')
 _CANDIDATES = flags.DEFINE_integer('candidates', None, 'Candidates scored per query.')
 _BUDGET = flags.DEFINE_integer('budget', None, 'Query size.')
-_LABELED = flags.DEFINE_integer('labeled', None, 'Labeled pool (CoreSet centers).')
+_LABELED = flags.DEFINE_integer('labeled', None,
+                                'Labeled pool (CoreSet centers; SCAL, FeatureSim, DFM features).')
 _WIDTH = flags.DEFINE_integer('width', None, 'ResNet-18 width (64: the standard network).')
 _NETWORK = flags.DEFINE_enum('network', 'resnet18', ['resnet18', 'small_cnn'], 'Task network.')
 _EVAL_BATCH = flags.DEFINE_integer('eval_batch_size', None, 'Scoring batch size.')

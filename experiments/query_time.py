@@ -186,7 +186,7 @@ def main(argv):
   for name in names:
     figures[name] = time_query(s, name, dataset, images, labels, mesh)
     unit = figures['entropy']['seconds']
-    paper = f"{PAPER[name]:8.1f}" if name in PAPER else '       -'
+    paper = f"{PAPER[name]:8.2f}" if name in PAPER else "       -"
     print(f"  {name:26s} {figures[name]['seconds']:9.3f} s  {figures[name]['seconds'] / unit:7.2f}"
           f"  (paper {paper})   compile {figures[name]['compile_seconds']:.2f} s", flush=True)
   if _JSON.value:

@@ -41,4 +41,4 @@ def test_query_time_reports_entropy_units(tmp_path):
   figures = json.loads(out.read_text())['figures']
   assert list(figures) == ['entropy', 'coreset', 'bald_last_layer']  # Entropy first: the unit
   assert all(f['seconds'] > 0 and f['compile_seconds'] >= 0 for f in figures.values())
-  assert '  coreset ' in result.stdout and '(paper     15.2)' in result.stdout
+  assert '  coreset ' in result.stdout and '(paper    15.18)' in result.stdout

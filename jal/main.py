@@ -8,13 +8,13 @@ The logic lives in `jal.experiment`, which notebooks import directly.
 
 from __future__ import annotations
 
-import logging as std_logging
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
+from jal import cli
 from jal.errors import JalError
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file[:variants].',
@@ -33,34 +33,12 @@ def default_workdir(config_arg: str, config) -> str:
   return os.path.join('runs', name, f'{config.strategy.name}-seed{config.seed}')
 
 
-class _QuietLibraries(std_logging.Filter):
-  """Drops the INFO chatter of orbax (a line per checkpoint operation)."""
-
-  def filter(self, record):
-    return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
-
-
-def _use_compilation_cache() -> None:
-  """Keeps compiled XLA programs on disk, so a resumed or repeated run starts fast.
-
-  Under ``$JAL_CACHE_DIR/xla`` (default ``~/.cache/jal/xla``) unless the user
-  set ``JAX_COMPILATION_CACHE_DIR``.
-  """
-  if os.environ.get('JAX_COMPILATION_CACHE_DIR'):
-    return
-  import jax
-  from jal.data import cache
-  jax.config.update('jax_compilation_cache_dir', os.path.join(cache.default_cache_dir(), 'xla'))
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _CONFIG.value is None:
     raise app.UsageError('--config is required, e.g. --config configs/digits.py')
-  logging.set_verbosity(logging.INFO)
-  logging.get_absl_handler().addFilter(_QuietLibraries())
-  _use_compilation_cache()
+  cli.set_up()
   from jal import experiment  # after flag parsing: keeps --help fast
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(

@@ -1,4 +1,4 @@
-"""Results on disk: ``results.jsonl`` (one JSON object per round) and the plot."""
+"""Results on disk: ``results.jsonl`` (one JSON object per round) and the plots."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 
 import matplotlib
+import numpy as np
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -40,6 +41,50 @@ def plot_accuracy(records: list[dict], path: str, title: str) -> None:
   ax.set_title(title, fontsize=9)
   ax.grid(alpha=0.3)
   ax.legend()
+  fig.tight_layout()
+  _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png'))
+  plt.close(fig)
+
+
+def plot_comparison(summary: dict, path: str, title: str) -> None:
+  """Mean test accuracy against labels with a ±1 std band, one line per strategy, to PNG.
+
+  ``summary`` is `jal.comparison.summarize`'s output.
+  """
+  fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
+  for strategy, s in summary.items():
+    x = s['num_labeled']
+    mean = 100 * np.asarray(s['accuracy_mean'])
+    std = 100 * np.asarray(s['accuracy_std'])
+    line, = ax.plot(x, mean, marker='o', markersize=3,
+                    label=f"{strategy} (AUC {100 * s['auc_mean']:.1f})")
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+  ax.set_xlabel('number of labeled examples')
+  ax.set_ylabel('test accuracy (%), mean ± std')
+  ax.set_title(title, fontsize=9)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png'))
+  plt.close(fig)
+
+
+def plot_class_counts(summary: dict, path: str, title: str) -> None:
+  """Grouped bars: how many examples of each true class each strategy queried (PAL's Fig. 3).
+
+  ``summary`` is `jal.comparison.summarize`'s output (``query_class_counts_mean``).
+  """
+  fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+  width = 0.8 / max(len(summary), 1)
+  for i, (strategy, s) in enumerate(summary.items()):
+    counts = np.asarray(s['query_class_counts_mean'])
+    ax.bar(np.arange(counts.size) + (i - (len(summary) - 1) / 2) * width, counts, width,
+           label=strategy)
+  ax.set_xlabel('class')
+  ax.set_ylabel('queried examples')
+  ax.set_title(title, fontsize=9)
+  ax.grid(alpha=0.3, axis='y')
+  ax.legend(fontsize=7)
   fig.tight_layout()
   _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png'))
   plt.close(fig)

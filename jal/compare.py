@@ -1,0 +1,59 @@
+r"""Command line: compare strategies over several seeds on one experiment config.
+
+  python -m jal.compare --config configs/pal_cifar10.py:runlocal \
+      --strategies=random,entropy,pal --seeds=0,1,2 --workdir runs/compare \
+      [--config.key=value ...] [--overwrite] [--summary_only]
+
+Each (strategy, seed) runs in ``<workdir>/<strategy>/seed<seed>`` and resumes
+on its own; every strategy of a seed starts from the same initial pool. The
+summary (``summary.md``, ``summary.json``, ``accuracy.png`` with std bands,
+``class_counts.png``) is written to ``--workdir``. See `jal.comparison`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from jal import cli
+from jal.errors import JalError
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file[:variants].',
+                                          lock_config=True)
+_STRATEGIES = flags.DEFINE_list('strategies', ['random', 'entropy'], 'Strategies to compare.')
+_SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Trial seeds.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'The comparison directory (required).')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Redo runs already there instead of '
+                               'resuming them.')
+_SUMMARY_ONLY = flags.DEFINE_bool('summary_only', False, 'Only summarise the runs already there.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if _CONFIG.value is None or not _WORKDIR.value:
+    raise app.UsageError('--config and --workdir are required')
+  cli.set_up()
+  from jal import comparison  # after flag parsing: keeps --help fast
+  try:
+    seeds = [int(s) for s in _SEEDS.value]
+  except ValueError:
+    print(f'jal: error: --seeds={",".join(_SEEDS.value)} must be integers', file=sys.stderr)
+    sys.exit(2)
+  try:
+    if _SUMMARY_ONLY.value:
+      comparison.write_summary(_WORKDIR.value, _STRATEGIES.value, seeds)
+    else:
+      comparison.run_comparison(_CONFIG.value, _WORKDIR.value, _STRATEGIES.value, seeds,
+                                overwrite=_OVERWRITE.value)
+  except JalError as e:
+    print(f'jal: error: {e}', file=sys.stderr)
+    sys.exit(2)
+  with open(f'{_WORKDIR.value}/{comparison.SUMMARY_TABLE}') as f:
+    print(f.read())
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,216 @@
+"""Comparisons: several strategies x several seeds (trials) on one experiment config.
+
+Every (strategy, seed) is an ordinary run of `jal.experiment.run` in a work
+directory of its own, ``<workdir>/<strategy>/seed<seed>``, so each resumes
+on its own; within a trial (a seed) every strategy starts from the same
+initial pool, because the initial pool is drawn from the seed alone. The
+summary reports each strategy's test accuracy as mean ± standard deviation
+over the seeds at each number of labels (the papers' figures), and the
+area under the accuracy-vs-labels curve, per seed and then mean ± std.
+
+Standard deviations are the sample standard deviation over trials
+(``ddof=1``, 0 for a single trial).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import ml_collections
+import numpy as np
+
+from jal import experiment, results, strategies as strategies_lib
+from jal.errors import JalError
+
+SUMMARY_JSON = 'summary.json'
+SUMMARY_TABLE = 'summary.md'
+ACCURACY_PLOT = 'accuracy.png'
+CLASS_COUNTS_PLOT = 'class_counts.png'
+
+
+def run_dir(workdir: str, strategy: str, seed: int) -> str:
+  """The work directory of one (strategy, seed) run of a comparison."""
+  return os.path.join(workdir, strategy, f'seed{seed}')
+
+
+def trial_config(config: ml_collections.ConfigDict, strategy: str,
+                 seed: int) -> ml_collections.ConfigDict:
+  """A copy of ``config`` with ``strategy.name`` and ``seed`` set."""
+  out = config.copy_and_resolve_references()
+  out.strategy.name = strategy
+  out.seed = seed
+  return out
+
+
+def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: Sequence[str],
+                   seeds: Sequence[int], overwrite: bool = False) -> dict:
+  """Runs (or resumes) every (strategy, seed), then writes the summary.
+
+  Trials run one after another, each strategy of a seed in turn, so a
+  stopped comparison has whole trials done and resumes where it stopped.
+
+  Args:
+    config: the experiment config every run starts from.
+    workdir: the comparison's directory (runs below it, summary in it).
+    strategies: names of `jal.strategies` (at least one, no repeats).
+    seeds: trial seeds (at least one, no repeats).
+    overwrite: delete and redo runs already there instead of resuming them.
+
+  Returns:
+    The summary (see `summarize`).
+
+  Raises:
+    JalError: an unknown strategy, an empty or repeated list, or any error of
+      a run (finished runs and rounds are kept).
+  """
+  strategies, seeds = _checked_lists(strategies, seeds)
+  for strategy in strategies:
+    strategies_lib.get(strategy)  # fails before anything runs
+  for seed in seeds:
+    for strategy in strategies:
+      experiment.run(trial_config(config, strategy, seed), run_dir(workdir, strategy, seed),
+                     overwrite=overwrite)
+  return write_summary(workdir, strategies, seeds)
+
+
+def _checked_lists(strategies, seeds) -> tuple[list[str], list[int]]:
+  strategies, seeds = list(strategies), [int(s) for s in seeds]
+  if not strategies or len(set(strategies)) != len(strategies):
+    raise JalError(f'--strategies={",".join(strategies)} must name at least one strategy, '
+                   'each once')
+  if not seeds or len(set(seeds)) != len(seeds):
+    raise JalError(f'--seeds={",".join(map(str, seeds))} must give at least one seed, each once')
+  return strategies, seeds
+
+
+def load_records(workdir: str, strategies: Sequence[str],
+                 seeds: Sequence[int]) -> dict[str, dict[int, list[dict]]]:
+  """``records[strategy][seed]``: the rounds in each run's ``results.jsonl`` (absent: skipped)."""
+  out: dict[str, dict[int, list[dict]]] = {}
+  for strategy in strategies:
+    for seed in seeds:
+      path = os.path.join(run_dir(workdir, strategy, seed), 'results.jsonl')
+      if os.path.exists(path):
+        with open(path) as f:
+          rows = [json.loads(line) for line in f if line.strip()]
+        if rows:
+          out.setdefault(strategy, {})[seed] = rows
+  return out
+
+
+def area_under_curve(num_labeled: Sequence[float], accuracy: Sequence[float]) -> float:
+  """The normalised area under accuracy vs labels: the trapezoid rule over the
+  labels, divided by their range (so it is an accuracy: the curve's mean
+  height). With one round it is that round's accuracy.
+
+  Args:
+    num_labeled: increasing numbers of labels ``[R]``.
+    accuracy: the accuracies ``[R]`` at them, in [0, 1].
+
+  Raises:
+    ValueError: the lengths differ, are 0, or the labels do not increase.
+  """
+  x, y = np.asarray(num_labeled, np.float64), np.asarray(accuracy, np.float64)
+  if x.shape != y.shape or x.ndim != 1 or not x.size:
+    raise ValueError(f'num_labeled {x.shape} and accuracy {y.shape} must be equal, non-empty 1-D')
+  if x.size == 1:
+    return float(y[0])
+  if not np.all(np.diff(x) > 0):
+    raise ValueError('num_labeled must increase')
+  return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
+
+
+def _std(values: np.ndarray, axis: int = 0) -> np.ndarray:
+  return np.std(values, axis=axis, ddof=1) if values.shape[axis] > 1 else np.zeros_like(
+      np.mean(values, axis=axis))
+
+
+def summarize(records: dict[str, dict[int, list[dict]]]) -> dict:
+  """Mean ± std over seeds of each strategy's test accuracy per number of labels.
+
+  Only the rounds every seed of a strategy has finished enter its curve, so
+  a comparison still running summarises consistently.
+
+  Args:
+    records: ``records[strategy][seed]``, each a list of round records.
+
+  Returns:
+    ``{strategy: {...}}`` with ``seeds``; ``num_labeled`` ``[R]``;
+    ``accuracy_mean``, ``accuracy_std`` ``[R]``; ``auc`` (per seed, in seed
+    order), ``auc_mean``, ``auc_std`` (`area_under_curve`); and
+    ``query_class_counts_mean`` ``[K]``: the true classes of everything the
+    strategy queried (all rounds), averaged over seeds. Lists of floats.
+
+  Raises:
+    JalError: two seeds of a strategy labeled different numbers at the same round.
+  """
+  out = {}
+  for strategy, by_seed in records.items():
+    seeds = sorted(by_seed)
+    rounds = min(len(by_seed[s]) for s in seeds)
+    labels = np.array([[r['num_labeled'] for r in by_seed[s][:rounds]] for s in seeds])
+    if not (labels == labels[0]).all():
+      raise JalError(f'{strategy}: the seeds labeled different numbers per round '
+                     f'({labels.tolist()}); were they run with different configs?')
+    accuracy = np.array([[r['test_accuracy'] for r in by_seed[s][:rounds]] for s in seeds])
+    auc = np.array([area_under_curve(labels[0], a) for a in accuracy])
+    counts = np.array([np.sum([r['query_class_counts'] for r in by_seed[s][:rounds]], axis=0)
+                       for s in seeds], np.float64)
+    out[strategy] = {
+        'seeds': seeds,
+        'num_labeled': labels[0].tolist(),
+        'accuracy_mean': accuracy.mean(axis=0).tolist(),
+        'accuracy_std': _std(accuracy).tolist(),
+        'auc': auc.tolist(),
+        'auc_mean': float(auc.mean()),
+        'auc_std': float(_std(auc)),
+        'query_class_counts_mean': counts.mean(axis=0).tolist(),
+    }
+  return out
+
+
+def summary_table(summary: dict) -> str:
+  """A Markdown table: one row per strategy, test accuracy (%) mean ± std at
+  each number of labels, and the area under the curve."""
+  labels = sorted({n for s in summary.values() for n in s['num_labeled']})
+  head = ['strategy', 'seeds'] + [f'{n:,}' for n in labels] + ['AUC']
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+  for strategy, s in summary.items():
+    cells = {n: f"{100 * m:.1f} ± {100 * d:.1f}"
+             for n, m, d in zip(s['num_labeled'], s['accuracy_mean'], s['accuracy_std'])}
+    row = [f'`{strategy}`', str(len(s['seeds']))] + [cells.get(n, '') for n in labels]
+    row.append(f"{100 * s['auc_mean']:.1f} ± {100 * s['auc_std']:.1f}")
+    lines.append('| ' + ' | '.join(row) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int]) -> dict:
+  """Summarises the runs found in ``workdir``; writes ``summary.json``,
+  ``summary.md``, ``accuracy.png`` (mean lines and std bands) and
+  ``class_counts.png`` (what each strategy queried, by true class).
+
+  Returns:
+    The summary (see `summarize`).
+
+  Raises:
+    JalError: no finished round in any run.
+  """
+  records = load_records(workdir, strategies, seeds)
+  if not records:
+    raise JalError(f'{workdir} holds no finished round of {", ".join(strategies)} for seeds '
+                   f'{", ".join(map(str, seeds))}; run the comparison first')
+  summary = summarize(records)
+  first = next(iter(next(iter(records.values())).values()))[0]
+  title = f"{first['dataset']}: {len(seeds)} seeds"
+  with open(os.path.join(workdir, SUMMARY_JSON), 'w') as f:
+    json.dump(summary, f, indent=1, sort_keys=True)
+  with open(os.path.join(workdir, SUMMARY_TABLE), 'w') as f:
+    f.write(f'# {title}\n\nTest accuracy (%), mean ± std over seeds; AUC: area under the '
+            'accuracy-vs-labels curve over its range.\n\n' + summary_table(summary))
+  results.plot_comparison(summary, os.path.join(workdir, ACCURACY_PLOT), title)
+  results.plot_class_counts(summary, os.path.join(workdir, CLASS_COUNTS_PLOT),
+                            f"{first['dataset']}: queried examples per true class "
+                            '(all rounds, mean over seeds)')
+  return summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from jal.data import imbalance
 from jal.errors import JalError
 
 
@@ -56,7 +57,10 @@ def base_config() -> ml_collections.ConfigDict:
       name='digits', image_size=ml_collections.FieldReference(None, field_type=int),
       path=ml_collections.FieldReference(None, field_type=str),
       max_train=ml_collections.FieldReference(None, field_type=int),
-      max_test=ml_collections.FieldReference(None, field_type=int), split_seed=0))
+      max_test=ml_collections.FieldReference(None, field_type=int), split_seed=0,
+      # Class imbalance of the train split (TA-VAAL's step, MAL's random
+      # ratios, Cui et al.'s long tail); kind None: as loaded.
+      imbalance=imbalance.imbalance_config()))
   # Sizes are counts, or fractions of the train split when below 1.
   config.initial_pool = ml_collections.ConfigDict(dict(size=0.1, exclude_classes=()))
   config.budget = 0.05
@@ -153,7 +157,15 @@ def strategy_config(name: str, **overrides) -> ml_collections.ConfigDict:
           lr_milestones=(8 / 14, 11 / 14, 13 / 14), lr_decay=0.2, epochs=14),
       # DFM (paper 002, Sec. 3.2): principal components kept per class (the
       # paper gives no number; capped at each class's rank).
-      dfm_components=16))
+      dfm_components=16,
+      # PAL (paper 000): lambda1 = lambda2 = 1, K sub-queries, a ResNet-18
+      # scoring network trained on the labeled pool, its copy g' fine-tuned on
+      # each sub-query (the whole network, or finetune_scope='head').
+      lambda1=1.0, lambda2=1.0, num_subqueries=5, finetune_scope='network',
+      scoring_model=dict(name='resnet18', dtype='float32',
+                         width=ml_collections.FieldReference(None, field_type=int)),
+      scoring_train=train_config(learning_rate=0.01, lr_schedule='constant'),
+      finetune=train_config(learning_rate=0.01, epochs=5, lr_schedule='constant')))
   cfg.update(overrides)
   return cfg
 
@@ -172,16 +184,11 @@ def optimizer_config(optimizer: str, learning_rate: float, **overrides) -> ml_co
 
 
 def pal_strategy(**overrides) -> ml_collections.ConfigDict:
-  """PAL's hyperparameters (paper 000): lambda1 = lambda2 = 1, ResNet-18 scorer."""
-  cfg = strategy_config('pal')
-  cfg.update(dict(
-      lambda1=1.0, lambda2=1.0, num_subqueries=5, finetune_scope='network',
-      scoring_model=dict(name='resnet18', dtype='float32',
-                         width=ml_collections.FieldReference(None, field_type=int)),
-      scoring_train=train_config(learning_rate=0.01, lr_schedule='constant'),
-      finetune=train_config(learning_rate=0.01, epochs=5, lr_schedule='constant')))
-  cfg.update(overrides)
-  return cfg
+  """PAL's hyperparameters (paper 000): lambda1 = lambda2 = 1, ResNet-18 scorer.
+
+  ``strategy_config('pal', **overrides)``: every config carries PAL's keys.
+  """
+  return strategy_config('pal', **overrides)
 
 
 def runlocal_sizes(config: ml_collections.ConfigDict) -> None:

@@ -22,7 +22,7 @@ from absl import logging
 from jal import checkpoint, data, metrics as metrics_lib, oracle, pool as pool_lib, results, rng
 from jal import sharding, strategies
 from jal import training, workdir as workdir_lib
-from jal.data import transforms
+from jal.data import imbalance as imbalance_lib, transforms
 from jal.errors import JalError
 from jal.strategies.base import RoundContext, Strategy, TaskModel
 
@@ -31,8 +31,9 @@ from jal.strategies.base import RoundContext, Strategy, TaskModel
 
 
 def load_dataset(config: ml_collections.ConfigDict) -> data.Dataset:
-  """The config's dataset, shrunk to ``max_train`` / ``max_test`` if set,
-  without the classes held out by ``config.evaluation.ood_classes``."""
+  """The config's dataset: imbalanced by ``config.dataset.imbalance`` (train
+  split; `jal.data.imbalance`), then shrunk to ``max_train`` / ``max_test`` if
+  set, without the classes held out by ``config.evaluation.ood_classes``."""
   return load_data(config)[0]
 
 
@@ -56,6 +57,11 @@ def load_data(config: ml_collections.ConfigDict) -> tuple[data.Dataset, dict[str
   cfg, evaluation = config.dataset, config.evaluation
   dataset = data.load(cfg.name, image_size=cfg.get('image_size'), path=cfg.get('path'),
                       split_seed=cfg.get('split_seed', 0))
+  if cfg.imbalance.kind is not None:
+    # Drawn per seed: each trial has its own imbalanced split (MAL, Sec. 4.1).
+    params = {k: v for k, v in cfg.imbalance.items() if k != 'kind'}
+    dataset = imbalance_lib.imbalance(dataset, cfg.imbalance.kind,
+                                      rng.numpy_rng(config.seed, 'imbalance'), **params)
   if cfg.get('max_train') or cfg.get('max_test'):
     dataset = data.subsample(dataset, cfg.get('max_train'), cfg.get('max_test'),
                              seed=cfg.get('split_seed', 0))

@@ -134,3 +134,21 @@ def test_scal_protocols_match_the_paper():
   cifar = get('scal_cifar10.py')
   assert cifar.evaluation.ood_dataset == 'svhn_cropped' and cifar.evaluation.blur_severity == 3
   assert get('scal_cifar10.py', 'runlocal').evaluation.ood_dataset == 'mnist'
+
+
+def test_scenario_configs_set_their_scenario():
+  get = lambda name, arg=None: load_module(os.path.join(REPO, 'configs', name)).get_config(arg)
+  for dataset in ('svhn', 'cifar10'):
+    noisy = get(f'pal_{dataset}_noisy.py', 'runlocal')
+    assert noisy.oracle.noise_rate == 0.2 and noisy.dataset.max_train == 10_000
+    biased = get(f'pal_{dataset}_biased.py')
+    assert tuple(biased.initial_pool.exclude_classes) == (0, 1) and biased.strategy.name == 'pal'
+  for arg, factor in ((None, 10.0), ('x10', 10.0), ('x100', 100.0), ('runlocal,x100', 100.0)):
+    imbalanced = get('tavaal_cifar10_imbalanced.py', arg)
+    assert imbalanced.dataset.imbalance.kind == 'step'
+    assert imbalanced.dataset.imbalance.factor == factor
+    assert tuple(imbalanced.dataset.imbalance.classes) == (0, 1, 2, 3, 4)
+  mal = get('mal_cifar100_imbalanced.py')
+  assert mal.dataset.imbalance.kind == 'random_ratios' and mal.dataset.imbalance.classes_per_ratio == 20
+  assert (mal.initial_pool.size, mal.budget) == (1_000, 1_000)
+  assert get('pal_mnist.py').dataset.name == 'mnist'

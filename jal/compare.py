@@ -2,7 +2,7 @@ r"""Command line: compare strategies over several seeds on one experiment config
 
   python -m jal.compare --config configs/pal_cifar10.py:runlocal \
       --strategies=random,entropy,pal --seeds=0,1,2 --workdir runs/compare \
-      [--config.key=value ...] [--overwrite] [--summary_only]
+      [--initial_pools=random,kmeans] [--config.key=value ...] [--overwrite] [--summary_only]
 
 Each (strategy, seed) runs in ``<workdir>/<strategy>/seed<seed>`` and resumes
 on its own; every strategy of a seed starts from the same initial pool. The
@@ -24,6 +24,9 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config fil
                                           lock_config=True)
 _STRATEGIES = flags.DEFINE_list('strategies', ['random', 'entropy'], 'Strategies to compare.')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Trial seeds.')
+_INITIAL_POOLS = flags.DEFINE_list(
+    'initial_pools', [], 'Also compare these initial-pool strategies (jal.initial_pools): '
+    'every (initial pool, strategy) pair is an arm, in <workdir>/<pool>/<strategy>/seed<k>.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The comparison directory (required).')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Redo runs already there instead of '
                                'resuming them.')
@@ -44,10 +47,11 @@ def main(argv):
     sys.exit(2)
   try:
     if _SUMMARY_ONLY.value:
-      comparison.write_summary(_WORKDIR.value, _STRATEGIES.value, seeds)
+      comparison.write_summary(_WORKDIR.value,
+                               comparison.arms(_STRATEGIES.value, _INITIAL_POOLS.value), seeds)
     else:
       comparison.run_comparison(_CONFIG.value, _WORKDIR.value, _STRATEGIES.value, seeds,
-                                overwrite=_OVERWRITE.value)
+                                overwrite=_OVERWRITE.value, initial_pools=_INITIAL_POOLS.value)
   except JalError as e:
     print(f'jal: error: {e}', file=sys.stderr)
     sys.exit(2)

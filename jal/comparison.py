@@ -21,7 +21,8 @@ from typing import Sequence
 import ml_collections
 import numpy as np
 
-from jal import experiment, results, strategies as strategies_lib
+from jal import experiment, initial_pools as initial_pools_lib, results
+from jal import strategies as strategies_lib
 from jal.errors import JalError
 
 SUMMARY_JSON = 'summary.json'
@@ -30,26 +31,38 @@ ACCURACY_PLOT = 'accuracy.png'
 CLASS_COUNTS_PLOT = 'class_counts.png'
 
 
-def run_dir(workdir: str, strategy: str, seed: int) -> str:
-  """The work directory of one (strategy, seed) run of a comparison."""
-  return os.path.join(workdir, strategy, f'seed{seed}')
+def run_dir(workdir: str, arm: str, seed: int) -> str:
+  """The work directory of one (arm, seed) run of a comparison."""
+  return os.path.join(workdir, arm, f'seed{seed}')
 
 
-def trial_config(config: ml_collections.ConfigDict, strategy: str,
+def arms(strategies: Sequence[str], initial_pools: Sequence[str] | None = None) -> list[str]:
+  """The compared arms: each strategy, or each ``'<initial pool>/<strategy>'``."""
+  if not initial_pools:
+    return list(strategies)
+  return [f'{pool}/{strategy}' for pool in initial_pools for strategy in strategies]
+
+
+def trial_config(config: ml_collections.ConfigDict, arm: str,
                  seed: int) -> ml_collections.ConfigDict:
-  """A copy of ``config`` with ``strategy.name`` and ``seed`` set."""
+  """A copy of ``config`` for ``arm`` (``'strategy'`` or ``'initial_pool/strategy'``)
+  with ``seed`` set."""
   out = config.copy_and_resolve_references()
+  pool, _, strategy = arm.rpartition('/')
   out.strategy.name = strategy
+  if pool:
+    out.initial_pool.name = pool
   out.seed = seed
   return out
 
 
 def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: Sequence[str],
-                   seeds: Sequence[int], overwrite: bool = False) -> dict:
-  """Runs (or resumes) every (strategy, seed), then writes the summary.
+                   seeds: Sequence[int], overwrite: bool = False,
+                   initial_pools: Sequence[str] | None = None) -> dict:
+  """Runs (or resumes) every (arm, seed), then writes the summary.
 
-  Trials run one after another, each strategy of a seed in turn, so a
-  stopped comparison has whole trials done and resumes where it stopped.
+  Trials run one after another, each arm of a seed in turn, so a stopped
+  comparison has whole trials done and resumes where it stopped.
 
   Args:
     config: the experiment config every run starts from.
@@ -57,22 +70,29 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
     strategies: names of `jal.strategies` (at least one, no repeats).
     seeds: trial seeds (at least one, no repeats).
     overwrite: delete and redo runs already there instead of resuming them.
+    initial_pools: optional names of `jal.initial_pools` strategies; then
+      every (initial pool, strategy) pair is an arm (paper 001's study).
 
   Returns:
     The summary (see `summarize`).
 
   Raises:
-    JalError: an unknown strategy, an empty or repeated list, or any error of
-      a run (finished runs and rounds are kept).
+    JalError: an unknown strategy or initial pool, an empty or repeated list,
+      or any error of a run (finished runs and rounds are kept).
   """
   strategies, seeds = _checked_lists(strategies, seeds)
   for strategy in strategies:
     strategies_lib.get(strategy)  # fails before anything runs
+  for pool in initial_pools or ():
+    initial_pools_lib.check_settings(initial_pools_lib.initial_pool_config(name=pool))
+  if initial_pools and len(set(initial_pools)) != len(initial_pools):
+    raise JalError(f'--initial_pools={",".join(initial_pools)} must name each pool once')
+  names = arms(strategies, initial_pools)
   for seed in seeds:
-    for strategy in strategies:
-      experiment.run(trial_config(config, strategy, seed), run_dir(workdir, strategy, seed),
+    for arm in names:
+      experiment.run(trial_config(config, arm, seed), run_dir(workdir, arm, seed),
                      overwrite=overwrite)
-  return write_summary(workdir, strategies, seeds)
+  return write_summary(workdir, names, seeds)
 
 
 def _checked_lists(strategies, seeds) -> tuple[list[str], list[int]]:
@@ -87,7 +107,10 @@ def _checked_lists(strategies, seeds) -> tuple[list[str], list[int]]:
 
 def load_records(workdir: str, strategies: Sequence[str],
                  seeds: Sequence[int]) -> dict[str, dict[int, list[dict]]]:
-  """``records[strategy][seed]``: the rounds in each run's ``results.jsonl`` (absent: skipped)."""
+  """``records[arm][seed]``: the rounds in each run's ``results.jsonl`` (absent: skipped).
+
+  ``strategies``: the arms (`arms`), strategy names when no initial pools are compared.
+  """
   out: dict[str, dict[int, list[dict]]] = {}
   for strategy in strategies:
     for seed in seeds:

@@ -19,7 +19,8 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jal import checkpoint, data, metrics as metrics_lib, oracle, pool as pool_lib, results, rng
+from jal import checkpoint, data, initial_pools, metrics as metrics_lib, oracle, pool as pool_lib
+from jal import results, rng
 from jal import sharding, strategies
 from jal import training, workdir as workdir_lib
 from jal.data import imbalance as imbalance_lib, transforms
@@ -108,6 +109,7 @@ def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset) -> tu
   if subset is not None and not budget <= subset:
     raise JalError(f'config.candidate_subset={subset} is smaller than the budget of {budget}; '
                    'set it to a multiple of the budget (papers 002 and 004 use 10x) or to None')
+  initial_pools.check_settings(config.initial_pool)
   if config.evaluation.ece_bins < 1:
     raise JalError(f'config.evaluation.ece_bins={config.evaluation.ece_bins} must be at least 1 '
                    '(SCAL uses 15)')
@@ -117,12 +119,17 @@ def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset) -> tu
   return initial, budget
 
 
-def initial_state(config, dataset: data.Dataset, initial_size: int) -> checkpoint.RunState:
-  """Round 0's pool: random (seeded by ``config.seed`` alone, so every strategy
-  of a trial starts from the same pool), labeled by the oracle."""
-  indices = pool_lib.initial_indices(dataset.train_labels, initial_size,
-                                     rng.numpy_rng(config.seed, 'initial_pool'),
-                                     config.initial_pool.exclude_classes)
+def initial_state(config, dataset: data.Dataset, initial_size: int,
+                  mesh: jax.sharding.Mesh | None = None) -> checkpoint.RunState:
+  """Round 0's pool, labeled by the oracle.
+
+  Chosen by ``config.initial_pool.name`` (`jal.initial_pools`: random, or
+  from a self-supervised model trained on the whole pool), seeded by
+  ``config.seed`` alone, so every strategy of a trial starts from the same pool.
+  ``mesh``: where the self-supervised model trains (None: every device).
+  """
+  indices = initial_pools.select_initial_pool(config, dataset, mesh or sharding.make_mesh(),
+                                              initial_size)
   labels = oracle.noisy_labels(dataset.train_labels[indices], config.oracle.noise_rate,
                                dataset.num_classes, rng.numpy_rng(config.seed, 'oracle', 0))
   empty = pool_lib.Pool(dataset.num_train, np.zeros(0, np.int64), np.zeros(0, np.int32))
@@ -222,7 +229,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
   evaluation_sets = {k: jax.device_put(v, on_device) for k, v in evaluation_sets.items()}
 
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
-  state = ckpt.latest() or initial_state(config, dataset, initial_size)
+  state = ckpt.latest() or initial_state(config, dataset, initial_size, mesh)
   if state.next_round:
     logging.info('resuming %s after round %d', workdir, state.next_round - 1)
   results.write_jsonl(state.records, results_path)

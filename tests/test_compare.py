@@ -105,3 +105,16 @@ def test_bad_comparisons_fail_before_running(tmp_path, strategies, seeds, messag
   with pytest.raises(JalError, match=message):
     comparison.run_comparison(tiny_config('random'), str(tmp_path), strategies, seeds)
   assert not os.listdir(tmp_path)
+
+
+def test_arms_cross_initial_pools_with_strategies():
+  assert comparison.arms(['entropy']) == ['entropy']
+  assert comparison.arms(['entropy', 'coreset'], ['random', 'kmeans']) == [
+      'random/entropy', 'random/coreset', 'kmeans/entropy', 'kmeans/coreset']
+  config = comparison.trial_config(tiny_config('random'), 'kmeans/entropy', 3)
+  assert (config.initial_pool.name, config.strategy.name, config.seed) == ('kmeans', 'entropy', 3)
+  plain = comparison.trial_config(tiny_config('random'), 'margin', 1)
+  assert (plain.initial_pool.name, plain.strategy.name) == ('random', 'margin')
+  with pytest.raises(JalError, match='initial_pool.name'):
+    comparison.run_comparison(tiny_config('random'), '/nonexistent/never', ['random'], [0],
+                              initial_pools=['no_such_pool'])

@@ -152,3 +152,13 @@ def test_scenario_configs_set_their_scenario():
   assert mal.dataset.imbalance.kind == 'random_ratios' and mal.dataset.imbalance.classes_per_ratio == 20
   assert (mal.initial_pool.size, mal.budget) == (1_000, 1_000)
   assert get('pal_mnist.py').dataset.name == 'mnist'
+
+
+def test_initial_pool_protocols_match_paper_001():
+  for dataset in ('mnist', 'cifar10'):
+    config = load_module(os.path.join(REPO, 'configs', f'initial_pools_{dataset}.py')).get_config()
+    assert config.dataset.name == dataset and config.initial_pool.name == 'pretext_loss'
+    assert (config.initial_pool.size, config.budget) == (0.05, 0.1)
+    assert (config.train.optimizer, config.train.learning_rate, config.train.weight_decay) == (
+        'adam', 5e-4, 5e-4)
+    assert config.model.name == config.initial_pool.ssl_model.name == 'resnet18'

@@ -2,7 +2,8 @@ r"""Command line: compare strategies over several seeds on one experiment config
 
   python -m jal.compare --config configs/pal_cifar10.py:runlocal \
       --strategies=random,entropy,pal --seeds=0,1,2 --workdir runs/compare \
-      [--initial_pools=random,kmeans] [--config.key=value ...] [--overwrite] [--summary_only]
+      [--initial_pools=random,kmeans] [--vectorize_seeds=auto|true|false] \
+      [--config.key=value ...] [--overwrite] [--summary_only]
 
 Each (strategy, seed) runs in ``<workdir>/<strategy>/seed<seed>`` and resumes
 on its own; every strategy of a seed starts from the same initial pool. The
@@ -30,6 +31,10 @@ _INITIAL_POOLS = flags.DEFINE_list(
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The comparison directory (required).')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Redo runs already there instead of '
                                'resuming them.')
+_VECTORIZE = flags.DEFINE_enum(
+    'vectorize_seeds', 'auto', ['auto', 'true', 'false'],
+    'Train the seeds of a strategy together, vmapped in one program (auto: on GPU/TPU, not on '
+    'CPU, where vmapped convolutions are slow).')
 _SUMMARY_ONLY = flags.DEFINE_bool('summary_only', False, 'Only summarise the runs already there.')
 
 
@@ -51,7 +56,9 @@ def main(argv):
                                comparison.arms(_STRATEGIES.value, _INITIAL_POOLS.value), seeds)
     else:
       comparison.run_comparison(_CONFIG.value, _WORKDIR.value, _STRATEGIES.value, seeds,
-                                overwrite=_OVERWRITE.value, initial_pools=_INITIAL_POOLS.value)
+                                overwrite=_OVERWRITE.value, initial_pools=_INITIAL_POOLS.value,
+                                vectorize_seeds={'auto': None, 'true': True,
+                                                 'false': False}[_VECTORIZE.value])
   except JalError as e:
     print(f'jal: error: {e}', file=sys.stderr)
     sys.exit(2)

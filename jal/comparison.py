@@ -18,6 +18,7 @@ import json
 import os
 from typing import Sequence
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -58,11 +59,19 @@ def trial_config(config: ml_collections.ConfigDict, arm: str,
 
 def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: Sequence[str],
                    seeds: Sequence[int], overwrite: bool = False,
-                   initial_pools: Sequence[str] | None = None) -> dict:
+                   initial_pools: Sequence[str] | None = None,
+                   vectorize_seeds: bool | None = None) -> dict:
   """Runs (or resumes) every (arm, seed), then writes the summary.
 
-  Trials run one after another, each arm of a seed in turn, so a stopped
-  comparison has whole trials done and resumes where it stopped.
+  With ``vectorize_seeds`` the seeds of an arm run in lockstep and their task
+  models train together, vmapped in one program (`jal.experiment.run_trials`;
+  strategies with a training of their own, such as VAAL or SCAL, still train
+  one seed after another). Otherwise trials run one after another, each arm
+  of a seed in turn, so a stopped comparison has whole trials done. Either
+  way each run resumes where it stopped and writes the same files.
+  ``vectorize_seeds=None`` vectorises on GPU/TPU and not on CPU, where XLA
+  runs vmapped convolutions as grouped convolutions, many times slower (see
+  `jal.models.ensemble`).
 
   Args:
     config: the experiment config every run starts from.
@@ -72,6 +81,7 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
     overwrite: delete and redo runs already there instead of resuming them.
     initial_pools: optional names of `jal.initial_pools` strategies; then
       every (initial pool, strategy) pair is an arm (paper 001's study).
+    vectorize_seeds: train the seeds of an arm together (None: on GPU/TPU).
 
   Returns:
     The summary (see `summarize`).
@@ -88,10 +98,17 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
   if initial_pools and len(set(initial_pools)) != len(initial_pools):
     raise JalError(f'--initial_pools={",".join(initial_pools)} must name each pool once')
   names = arms(strategies, initial_pools)
-  for seed in seeds:
+  if vectorize_seeds is None:
+    vectorize_seeds = jax.default_backend() != 'cpu'
+  if vectorize_seeds:
     for arm in names:
-      experiment.run(trial_config(config, arm, seed), run_dir(workdir, arm, seed),
-                     overwrite=overwrite)
+      experiment.run_trials([trial_config(config, arm, seed) for seed in seeds],
+                            [run_dir(workdir, arm, seed) for seed in seeds], overwrite=overwrite)
+  else:
+    for seed in seeds:
+      for arm in names:
+        experiment.run(trial_config(config, arm, seed), run_dir(workdir, arm, seed),
+                       overwrite=overwrite)
   return write_summary(workdir, names, seeds)
 
 

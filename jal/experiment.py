@@ -11,8 +11,10 @@ index arrays) and nothing else that carries across rounds.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from typing import Any, Generator, Sequence
 
 import jax
 import ml_collections
@@ -189,6 +191,36 @@ def evaluate(strategy: Strategy, task: TaskModel, test_images: jax.Array,
 # ------------------------------------------------------------------ loop ----
 
 
+@dataclasses.dataclass
+class FitRequest:
+  """The fit of one round's task model: `run_steps` yields it, its driver executes it.
+
+  `run` executes it at once; `run_trials` fits the requests of several
+  trials together where it can (`jal.training.fit_trials`).
+  """
+  strategy: Strategy
+  trainer: training.Trainer
+  state: training.TrainState
+  images: jax.Array
+  labels: jax.Array
+  pool: pool_lib.Pool
+  epochs: int
+  key: jax.Array
+  description: str
+  # What the trials of a batch must share: the train images (the dataset config).
+  dataset_id: str
+
+  def execute(self) -> tuple[training.TrainState, dict]:
+    return self.strategy.fit_task_model(self.trainer, self.state, self.images, self.labels,
+                                        self.pool, epochs=self.epochs, key=self.key,
+                                        description=self.description)
+
+  @property
+  def batchable(self) -> bool:
+    """Whether the fit is plain `jal.training.fit` (no strategy-specific training)."""
+    return type(self.strategy).fit_task_model is Strategy.fit_task_model
+
+
 def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False,
         rounds: int | None = None) -> list[dict]:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``.
@@ -208,6 +240,67 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
     JalError: for bad config, data or work directory, before anything is
       written (a bad work directory) or without losing finished rounds.
   """
+  steps = run_steps(config, workdir, overwrite, rounds)
+  try:
+    request = next(steps)
+    while True:
+      request = steps.send(request.execute())
+  except StopIteration as done:
+    return done.value
+
+
+def run_trials(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
+               overwrite: bool = False) -> list[list[dict]]:
+  """Runs (or resumes) several trials in lockstep, fitting their task models together.
+
+  Each trial is `run` of its config in its work directory, with the same
+  results and files. At each round, the trials whose task models train with
+  plain `jal.training.fit` on pools of one size and the same train images
+  (no per-seed imbalance) are fitted in one vmapped program
+  (`jal.training.fit_trials`); the others one after another.
+
+  Returns:
+    Each trial's records.
+
+  Raises:
+    JalError: as `run`.
+  """
+  steps = [run_steps(c, w, overwrite) for c, w in zip(configs, workdirs)]
+  requests: dict[int, FitRequest] = {}
+  outcomes: dict[int, list[dict]] = {}
+
+  def advance(i, fitted):
+    try:
+      requests[i] = steps[i].send(fitted)
+    except StopIteration as done:
+      requests.pop(i, None)
+      outcomes[i] = done.value
+
+  for i in range(len(steps)):
+    advance(i, None)
+  while requests:
+    group = list(requests.items())
+    first = group[0][1]
+    together = (len(group) > 1 and all(r.batchable for _, r in group)
+                and len({(r.pool.num_labeled, r.dataset_id) for _, r in group}) == 1)
+    if together:
+      states, metrics = training.fit_trials(
+          first.trainer, [r.state for _, r in group], first.images, [r.labels for _, r in group],
+          [r.pool.labeled for _, r in group], epochs=first.epochs,
+          keys=[r.key for _, r in group],
+          description=f'{first.description}, {len(group)} trials together')
+      fitted = list(zip(states, metrics))
+    else:
+      fitted = [r.execute() for _, r in group]
+    for (i, _), result in zip(group, fitted):
+      advance(i, result)
+  return [outcomes[i] for i in range(len(steps))]
+
+
+def run_steps(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False,
+              rounds: int | None = None) -> Generator[FitRequest, Any, list[dict]]:
+  """`run` as a generator: it yields each round's `FitRequest` and is sent
+  back ``(trained state, metrics)``; it returns the records."""
   # Everything that can reject the config comes before the work directory is touched.
   strategy_cls = strategies.get(config.strategy.name)
   dataset, evaluation_sets = load_data(config)
@@ -224,6 +317,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
   plot_path = os.path.join(workdir, 'accuracy.png')
 
   on_device = sharding.replicated(mesh)
+  # Trials may share train images only when the dataset does not depend on the seed.
+  dataset_id = workdir_lib.config_to_dict(config.dataset).__repr__() + (
+      f'seed {config.seed}' if config.dataset.imbalance.kind else '')
   train_images = jax.device_put(dataset.train_images, on_device)
   test_images = jax.device_put(dataset.test_images, on_device)
   evaluation_sets = {k: jax.device_put(v, on_device) for k, v in evaluation_sets.items()}
@@ -247,10 +343,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
       train_state = task_trainer.init(rng.key(config.seed, 'task_init', round_))
     else:
       train_state = task_trainer.from_variables(state.task_variables)
-    train_state, train_metrics = strategy.fit_task_model(
-        task_trainer, train_state, train_images, labels, pool, epochs=config.train.epochs,
-        key=rng.key(config.seed, 'task_train', round_),
-        description=f'round {round_} task model ({pool.num_labeled} labeled)')
+    train_state, train_metrics = yield FitRequest(
+        strategy, task_trainer, train_state, train_images, labels, pool, config.train.epochs,
+        rng.key(config.seed, 'task_train', round_),
+        f'round {round_} task model ({pool.num_labeled} labeled)', dataset_id)
     task = TaskModel(task_trainer, train_state.variables, config.eval_batch_size)
     train_seconds = time.perf_counter() - start
 

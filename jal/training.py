@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -195,6 +195,7 @@ class Trainer:
     self.train_step = jax.jit(self._train_step_impl, donate_argnums=(0, 1))
     self._start_epoch_jit = jax.jit(self._start_epoch)
     self._predict = {}
+    self._trials = None  # the vmapped functions of `run_trial_epochs`, built on first use
 
   # -- initialisation ---------------------------------------------------------
 
@@ -362,6 +363,53 @@ class Trainer:
     self.trace_counts['train_step'] += 1
     return self._epoch_step(*args)
 
+  # -- several trials in one program ------------------------------------------
+
+  def _trial_functions(self) -> dict[str, Callable]:
+    """`_train_epoch_impl`, `_start_epoch` and `_epoch_step` vmapped over a leading trial axis.
+
+    The state, the labels, the pool order and the key have one row per
+    trial; the images, the number of real pool entries and the schedule are
+    shared.
+    """
+    if self._trials is None:
+      self._trials = {
+          'epoch': jax.jit(jax.vmap(self._train_epoch_impl, in_axes=(0, None, 0, 0, None, None, 0)),
+                           donate_argnums=(0,)),
+          'start': jax.jit(jax.vmap(self._start_epoch, in_axes=(0, 0, None, 0))),
+          'step': jax.jit(jax.vmap(self._train_step_impl,
+                                   in_axes=(0, 0, None, 0, 0, None, 0, None, 0)),
+                          donate_argnums=(0, 1)),
+      }
+    return self._trials
+
+  def run_trial_epochs(self, states: TrainState, images: jax.Array, labels: jax.Array,
+                       pools: jax.Array, num_valid: jax.Array, num_steps: int,
+                       schedule: dict[str, jax.Array], keys: jax.Array) -> tuple[TrainState, Any]:
+    """`run_epoch` for T trials at once: one program over a leading trial axis.
+
+    Args:
+      states: a `TrainState` whose leaves have a leading axis T (donated).
+      images: uint8 ``[N, H, W, C]``, shared.
+      labels: int32 ``[T, N]``, each trial's oracle labels.
+      pools: int32 ``[T, N]``, each trial's indices then padding.
+      num_valid: int32 scalar, the real entries of every pool (equal sizes).
+      num_steps: ``ceil(num_valid / B)``.
+      schedule: shared, as in `run_epoch`.
+      keys: ``[T]`` PRNG keys, one per trial.
+
+    Returns:
+      ``(states, sums)``, each metric sum ``[T]``.
+    """
+    fns = self._trial_functions()
+    if self.compiled_epochs:
+      return fns['epoch'](states, images, labels, pools, num_valid, schedule, keys)
+    orders, totals, first_steps = fns['start'](states, pools, num_valid, keys)
+    for _ in range(num_steps):
+      states, totals = fns['step'](states, totals, images, labels, orders, num_valid,
+                                   first_steps, schedule, keys)
+    return states, totals
+
   # -- inference ----------------------------------------------------------------
 
   def predict(self, variables, images: jax.Array, indices: np.ndarray,
@@ -428,6 +476,48 @@ def fit(trainer: Trainer, state: TrainState, images: jax.Array, labels: jax.Arra
                     sharding=trainer.replicated, description=description)
 
 
+def fit_trials(trainer: Trainer, states: Sequence[TrainState], images: jax.Array,
+               labels: Sequence[jax.Array], indices: Sequence[np.ndarray], *, epochs: int,
+               keys: Sequence[jax.Array],
+               description: str = 'train') -> tuple[list[TrainState], list[dict[str, float]]]:
+  """`fit` for T trials (seeds) at once, vmapped over the trials in one program.
+
+  Trial ``t`` trains ``states[t]`` on ``indices[t]`` with ``labels[t]`` and
+  ``keys[t]``, as `fit` would (the same batches, augmentation and updates;
+  the numbers agree up to floating-point reassociation). The pools must have
+  the same size, as the trials of a comparison do.
+
+  Returns:
+    The T trained states and each trial's last-epoch mean metrics.
+
+  Raises:
+    JalError: pools of different sizes, or a metric of any trial became NaN
+      or infinite.
+  """
+  sizes = sorted({int(np.size(i)) for i in indices})
+  if len(sizes) != 1 or not len(states) == len(labels) == len(indices) == len(keys) >= 1:
+    raise JalError(f'{description}: trials trained together need pools of one size, got '
+                   f'{sizes} for {len(states)} trials')
+  cfg = trainer.train_config
+  padded = [padded_pool(i, images.shape[0], trainer.replicated, description) for i in indices]
+  pools = jnp.stack([p for p, _ in padded])
+  num_valid = padded[0][1]
+  num_steps = -(-sizes[0] // cfg.batch_size)
+  stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+  labels, keys = jnp.stack(list(labels)), jnp.stack(list(keys))
+
+  def epoch_fn(state, schedule):
+    return trainer.run_trial_epochs(state, images, labels, pools, num_valid, num_steps,
+                                    schedule, keys)
+
+  stacked, metrics = run_epochs(epoch_fn, stacked, epochs=epochs, num_steps=num_steps,
+                                schedule_fn=lambda epoch: epoch_schedule(cfg, epoch, epochs),
+                                sharding=trainer.replicated, description=description)
+  trials = range(len(states))
+  return ([jax.tree.map(lambda x, t=t: x[t], stacked) for t in trials],
+          [{k: float(np.asarray(v)[t]) for k, v in metrics.items()} for t in trials])
+
+
 def padded_pool(indices: np.ndarray, capacity: int, sharding: jax.sharding.Sharding,
                 description: str) -> tuple[jax.Array, jax.Array]:
   """``indices`` as a device array padded to ``capacity``, and their number.
@@ -483,13 +573,19 @@ def run_epochs(epoch_fn: Callable[[Any, Any], tuple[Any, Any]], state: Any, *, e
   start = time.perf_counter()
   for epoch in range(epochs):
     state, sums = epoch_fn(state, jax.device_put(schedule_fn(epoch), sharding))
-    metrics = {k: float(v) / num_steps for k, v in jax.device_get(sums).items()}
-    bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+    # Scalars, or one value per trial (`fit_trials`).
+    metrics = {k: _scalar_or_array(np.asarray(v, np.float64) / num_steps)
+               for k, v in jax.device_get(sums).items()}
+    bad = sorted(k for k, v in metrics.items() if not np.isfinite(v).all())
     if bad:
       raise JalError(f"{description}: {', '.join(bad)} became non-finite in epoch {epoch + 1} "
                      f'({metrics}); lower the learning rate (finished rounds are kept in the '
                      'work directory)')
-    progress.update(epoch + 1, f"loss {metrics.get('loss', float('nan')):.3f}",
+    progress.update(epoch + 1, f"loss {np.mean(metrics.get('loss', np.nan)):.3f}",
                     time.perf_counter() - start)
   progress.close()
   return state, metrics
+
+
+def _scalar_or_array(value: np.ndarray) -> float | np.ndarray:
+  return float(value) if value.ndim == 0 else value

@@ -118,3 +118,20 @@ def test_arms_cross_initial_pools_with_strategies():
   with pytest.raises(JalError, match='initial_pool.name'):
     comparison.run_comparison(tiny_config('random'), '/nonexistent/never', ['random'], [0],
                               initial_pools=['no_such_pool'])
+
+
+def test_vectorized_seeds_give_the_runs_of_one_seed_at_a_time(tmp_path):
+  config = tiny_config('entropy', **{'train.epochs': 2})
+  one_by_one = comparison.run_comparison(config, str(tmp_path / 'seq'), ['entropy'], [0, 1],
+                                         vectorize_seeds=False)
+  together = comparison.run_comparison(config, str(tmp_path / 'vec'), ['entropy'], [0, 1],
+                                       vectorize_seeds=True)
+  a = comparison.load_records(str(tmp_path / 'seq'), ['entropy'], [0, 1])['entropy']
+  b = comparison.load_records(str(tmp_path / 'vec'), ['entropy'], [0, 1])['entropy']
+  for seed in (0, 1):
+    assert [r['num_labeled'] for r in a[seed]] == [r['num_labeled'] for r in b[seed]]
+    # The same initial pool, the same training up to float reassociation (~1e-7).
+    assert a[seed][0]['labeled_class_counts'] == b[seed][0]['labeled_class_counts']
+    assert a[seed][0]['train_loss'] == pytest.approx(b[seed][0]['train_loss'], rel=1e-4)
+  np.testing.assert_allclose(together['entropy']['accuracy_mean'],
+                             one_by_one['entropy']['accuracy_mean'], atol=0.02)

@@ -382,17 +382,25 @@ def rotation_losses(dataset: Dataset, mesh: jax.sharding.Mesh, *,
   backbone = get_backbone(model_config.name, width=model_config.get('width'),
                           dtype=model_config.get('dtype', 'float32'))
   model = MultiHeadNet(backbone, {'rotation': RotationHead()})
-  trainer = training.Trainer(model, train_config, pal.pretext_loss, dataset.mean, dataset.std,
+  return _fit_and_score(model, pal.pretext_loss, _rotation_scores, dataset, mesh,
+                        train_config=train_config, key=key, batch_size=batch_size,
+                        description='initial pool: rotation network')
+
+
+def _fit_and_score(model, loss_fn, score_fn, dataset: Dataset, mesh: jax.sharding.Mesh, *,
+                   train_config, key: jax.Array, batch_size: int, description: str):
+  """Trains ``model`` with ``loss_fn`` on the whole train split, then maps
+  ``score_fn(model, mean, std, variables, images, idx)`` over it in batches."""
+  trainer = training.Trainer(model, train_config, loss_fn, dataset.mean, dataset.std,
                              dataset.flip, mesh, dataset.image_shape)
   sharding.check_batch_size(batch_size, mesh, 'config.eval_batch_size')
   images, labels = _device_data(dataset, mesh)
   state = trainer.init(jax.random.fold_in(key, 0))
   state, _ = training.fit(trainer, state, images, labels, np.arange(dataset.num_train),
                           epochs=train_config.epochs, key=jax.random.fold_in(key, 1),
-                          description='initial pool: rotation network')
+                          description=description)
   return inference.map_batches(
-      functools.partial(_rotation_scores, model), (dataset.mean, dataset.std, state.variables,
-                                                   images),
+      functools.partial(score_fn, model), (dataset.mean, dataset.std, state.variables, images),
       np.arange(dataset.num_train), batch_size, trainer.batch_sharding)
 
 
@@ -455,17 +463,9 @@ def vae_losses(dataset: Dataset, mesh: jax.sharding.Mesh, *,
     raise JalError(f'config.initial_pool.beta={beta} must be non-negative (1 is the plain VAE)')
   model = VAE(z_dim=vae_config.z_dim, width=vae_config.width, image_shape=dataset.image_shape,
               dtype=vae_config.get('dtype', 'float32'))
-  trainer = training.Trainer(model, train_config, functools.partial(_vae_loss, float(beta)),
-                             dataset.mean, dataset.std, dataset.flip, mesh, dataset.image_shape)
-  sharding.check_batch_size(batch_size, mesh, 'config.eval_batch_size')
-  images, labels = _device_data(dataset, mesh)
-  state = trainer.init(jax.random.fold_in(key, 0))
-  state, _ = training.fit(trainer, state, images, labels, np.arange(dataset.num_train),
-                          epochs=train_config.epochs, key=jax.random.fold_in(key, 1),
-                          description='initial pool: VAE')
-  return inference.map_batches(
-      functools.partial(_vae_scores, model), (dataset.mean, dataset.std, state.variables, images),
-      np.arange(dataset.num_train), batch_size, trainer.batch_sharding)
+  return _fit_and_score(model, functools.partial(_vae_loss, float(beta)), _vae_scores, dataset,
+                        mesh, train_config=train_config, key=key, batch_size=batch_size,
+                        description='initial pool: VAE')
 
 
 # ------------------------------------------------------------------ dispatch ----

@@ -121,7 +121,7 @@ def test_arms_cross_initial_pools_with_strategies():
 
 
 def test_vectorized_seeds_give_the_runs_of_one_seed_at_a_time(tmp_path):
-  config = tiny_config('entropy', **{'train.epochs': 2})
+  config = tiny_config('entropy', **{'train.epochs': 1})
   one_by_one = comparison.run_comparison(config, str(tmp_path / 'seq'), ['entropy'], [0, 1],
                                          vectorize_seeds=False)
   together = comparison.run_comparison(config, str(tmp_path / 'vec'), ['entropy'], [0, 1],

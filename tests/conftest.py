@@ -24,6 +24,12 @@ def pytest_configure(config):
     os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='jal-test-xla-cache-')
     config._jal_made_cache = os.environ['JAX_COMPILATION_CACHE_DIR']
   cache = os.environ['JAX_COMPILATION_CACHE_DIR']
+  if os.environ.get('PYTEST_XDIST_WORKER') and 'multi_thread_eigen' not in os.environ.get(
+      'XLA_FLAGS', ''):
+    # Several workers share the cores: one compute thread each, not a pool
+    # per worker fighting over them.
+    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                               ' --xla_cpu_multi_thread_eigen=false').strip()
   os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
   jax.config.update('jax_compilation_cache_dir', cache)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)

@@ -207,8 +207,9 @@ class FitRequest:
   epochs: int
   key: jax.Array
   description: str
-  # What the trials of a batch must share: the train images (the dataset config).
-  dataset_id: str
+  # Trials whose fits share this can train together: the same config but the
+  # seed (and the same train images: no per-seed imbalance).
+  batch_id: str
 
   def execute(self) -> tuple[training.TrainState, dict]:
     return self.strategy.fit_task_model(self.trainer, self.state, self.images, self.labels,
@@ -255,9 +256,10 @@ def run_trials(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
 
   Each trial is `run` of its config in its work directory, with the same
   results and files. At each round, the trials whose task models train with
-  plain `jal.training.fit` on pools of one size and the same train images
-  (no per-seed imbalance) are fitted in one vmapped program
-  (`jal.training.fit_trials`); the others one after another.
+  plain `jal.training.fit`, on pools of one size, with configs that differ in
+  the seed alone (and no per-seed imbalance, so the same train images), are
+  fitted in one vmapped program (`jal.training.fit_trials`); the others one
+  after another.
 
   Returns:
     Each trial's records.
@@ -282,7 +284,7 @@ def run_trials(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
     group = list(requests.items())
     first = group[0][1]
     together = (len(group) > 1 and all(r.batchable for _, r in group)
-                and len({(r.pool.num_labeled, r.dataset_id) for _, r in group}) == 1)
+                and len({(r.pool.num_labeled, r.batch_id) for _, r in group}) == 1)
     if together:
       states, metrics = training.fit_trials(
           first.trainer, [r.state for _, r in group], first.images, [r.labels for _, r in group],
@@ -317,9 +319,10 @@ def run_steps(config: ml_collections.ConfigDict, workdir: str, overwrite: bool =
   plot_path = os.path.join(workdir, 'accuracy.png')
 
   on_device = sharding.replicated(mesh)
-  # Trials may share train images only when the dataset does not depend on the seed.
-  dataset_id = workdir_lib.config_to_dict(config.dataset).__repr__() + (
-      f'seed {config.seed}' if config.dataset.imbalance.kind else '')
+  # `run_trials` fits trials together only if their configs differ in the seed
+  # alone, and the seed does not change the train images (imbalance).
+  batch_id = repr({k: v for k, v in workdir_lib.config_to_dict(config).items()
+                   if k != 'seed' or config.dataset.imbalance.kind})
   train_images = jax.device_put(dataset.train_images, on_device)
   test_images = jax.device_put(dataset.test_images, on_device)
   evaluation_sets = {k: jax.device_put(v, on_device) for k, v in evaluation_sets.items()}
@@ -346,7 +349,7 @@ def run_steps(config: ml_collections.ConfigDict, workdir: str, overwrite: bool =
     train_state, train_metrics = yield FitRequest(
         strategy, task_trainer, train_state, train_images, labels, pool, config.train.epochs,
         rng.key(config.seed, 'task_train', round_),
-        f'round {round_} task model ({pool.num_labeled} labeled)', dataset_id)
+        f'round {round_} task model ({pool.num_labeled} labeled)', batch_id)
     task = TaskModel(task_trainer, train_state.variables, config.eval_batch_size)
     train_seconds = time.perf_counter() - start
 

@@ -120,12 +120,18 @@ def test_arms_cross_initial_pools_with_strategies():
                               initial_pools=['no_such_pool'])
 
 
-def test_vectorized_seeds_give_the_runs_of_one_seed_at_a_time(tmp_path):
+def test_vectorized_seeds_give_the_runs_of_one_seed_at_a_time(tmp_path, monkeypatch):
+  from jal import training
   config = tiny_config('entropy', **{'train.epochs': 1})
   one_by_one = comparison.run_comparison(config, str(tmp_path / 'seq'), ['entropy'], [0, 1],
                                          vectorize_seeds=False)
+  calls = []
+  fit_trials = training.fit_trials
+  monkeypatch.setattr(training, 'fit_trials',
+                      lambda *a, **k: calls.append(len(a[1])) or fit_trials(*a, **k))
   together = comparison.run_comparison(config, str(tmp_path / 'vec'), ['entropy'], [0, 1],
                                        vectorize_seeds=True)
+  assert calls == [2, 2]  # both rounds fitted the two seeds together
   a = comparison.load_records(str(tmp_path / 'seq'), ['entropy'], [0, 1])['entropy']
   b = comparison.load_records(str(tmp_path / 'vec'), ['entropy'], [0, 1])['entropy']
   for seed in (0, 1):

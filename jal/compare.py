@@ -41,8 +41,8 @@ _SUMMARY_ONLY = flags.DEFINE_bool('summary_only', False, 'Only summarise the run
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if _CONFIG.value is None or not _WORKDIR.value:
-    raise app.UsageError('--config and --workdir are required')
+  if not _WORKDIR.value or (_CONFIG.value is None and not _SUMMARY_ONLY.value):
+    raise app.UsageError('--workdir is required, and --config unless --summary_only')
   cli.set_up()
   from jal import comparison  # after flag parsing: keeps --help fast
   try:

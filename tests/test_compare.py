@@ -88,8 +88,7 @@ def test_comparison_shares_initial_pools_resumes_and_writes_the_summary(tmp_path
   with open(os.path.join(workdir, comparison.SUMMARY_JSON)) as f:
     assert json.load(f) == summary
   # The command line summarises what is there.
-  result = subprocess.run([sys.executable, '-m', 'jal.compare', '--config',
-                           os.path.join(REPO, 'configs', 'digits.py'), '--workdir', workdir,
+  result = subprocess.run([sys.executable, '-m', 'jal.compare', '--workdir', workdir,
                            '--strategies=random,entropy', '--seeds=0,1', '--summary_only'],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
   assert result.returncode == 0, result.stderr[-2000:]

@@ -33,3 +33,29 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, k: int,
   # np.lexsort sorts by the last key first, and is stable.
   order = np.lexsort([np.arange(len(keys[0]))] + [-key for key in reversed(keys)])[:k]
   return np.asarray(candidates, np.int64)[order]
+
+
+def water_level(counts: np.ndarray, budget: int) -> int:
+  """The largest level ``L`` with ``sum_k min(counts_k, L) <= budget`` (water-filling).
+
+  Equal shares of ``budget`` across groups of ``counts`` members: every group
+  gives ``min(counts_k, L)``, so a group too small for its share gives all it
+  has and the others share the rest; fewer than ``#{k: counts_k > L}`` picks
+  are then left (SCAL's per-class query, paper 001's equal cluster allocation).
+
+  Args:
+    counts: int ``[K]``, ``>= 0``.
+    budget: ``>= 0``.
+
+  Returns:
+    ``L`` in ``[0, max(counts)]``.
+  """
+  counts = np.asarray(counts, np.int64)
+  low, high = 0, int(counts.max(initial=0))  # sum(min(n, 0)) = 0 <= budget always
+  while low < high:
+    mid = (low + high + 1) // 2
+    if int(np.minimum(counts, mid).sum()) <= budget:
+      low = mid
+    else:
+      high = mid - 1
+  return low

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jal import selection
+
 # Labeled examples per step of the running maximum: the similarity block is
 # ``[n, LABELED_BLOCK]`` float32.
 LABELED_BLOCK = 1024
@@ -153,7 +155,7 @@ def per_class_lowest(scores: np.ndarray, predictions: np.ndarray, candidates: np
   starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
   rank = np.empty(candidates.size, np.int64)
   rank[order] = position - np.repeat(starts, counts)  # rank within its class
-  level = _water_level(counts, k)
+  level = selection.water_level(counts, k)
   chosen = rank < level
   owed = k - int(chosen.sum())
   if owed:
@@ -162,16 +164,4 @@ def per_class_lowest(scores: np.ndarray, predictions: np.ndarray, candidates: np
     chosen[next_in_line[by_score[:owed]]] = True
   picked = np.flatnonzero(chosen)
   return candidates[picked[np.lexsort((picked, scores[picked]))]]
-
-
-def _water_level(counts: np.ndarray, k: int) -> int:
-  """The largest ``L`` with ``sum(min(counts, L)) <= k`` (``k <= sum(counts)``)."""
-  low, high = 0, int(counts.max(initial=0))
-  while low < high:
-    mid = (low + high + 1) // 2
-    if np.minimum(counts, mid).sum() <= k:
-      low = mid
-    else:
-      high = mid - 1
-  return low
 

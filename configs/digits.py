@@ -10,31 +10,32 @@ initial pool, +5% per round up to 30%, task model and scoring network small
 CNNs. ``:runlocal`` is even smaller (3 rounds, fewer epochs).
 """
 
-from jal import config_util
+from configs import common
 
 
 def get_config(arg=None):
-  arg = config_util.parse_arg(arg, runlocal=False)
-  config = config_util.base_config()
+  arg = common.parse_arg(arg, runlocal=False)
+  config = common.base()
   config.dataset.name = 'digits'
   config.initial_pool.size = 0.1
   config.budget = 0.05
   config.num_rounds = 5
   config.model.name = 'small_cnn'
   config.model.width = 16
-  config.train = config_util.train_config(learning_rate=0.05, epochs=30, batch_size=32,
-                                          crop_pad=1, lr_schedule='cosine')
+  config.train = common.train(learning_rate=0.05, epochs=30, batch_size=32, crop_pad=1,
+                              lr_schedule='cosine')
   config.eval_batch_size = 256
-  config.strategy = config_util.pal_strategy(
-      num_subqueries=3,
-      scoring_model=dict(name='small_cnn', width=16),
-      scoring_train=config_util.train_config(learning_rate=0.05, epochs=30, batch_size=32,
-                                             crop_pad=1, lr_schedule='cosine'),
-      finetune=config_util.train_config(learning_rate=0.01, epochs=5, batch_size=32,
-                                        crop_pad=1))
+  config.strategy.name = 'pal'
+  pal = config.strategy.pal
+  pal.num_subqueries = 3
+  pal.scoring_model.name = 'small_cnn'
+  pal.scoring_model.width = 16
+  pal.scoring_train = common.train(learning_rate=0.05, epochs=30, batch_size=32, crop_pad=1,
+                                   lr_schedule='cosine')
+  pal.finetune = common.train(learning_rate=0.01, epochs=5, batch_size=32, crop_pad=1)
   if arg.runlocal:
     config.num_rounds = 3
     config.train.epochs = 15
-    config.strategy.scoring_train.epochs = 15
-    config.strategy.finetune.epochs = 3
+    pal.scoring_train.epochs = 15
+    pal.finetune.epochs = 3
   return config

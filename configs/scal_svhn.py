@@ -1,21 +1,47 @@
-r"""SCAL (Krishnan et al., paper 002) on SVHN with the paper's protocol.
+r"""SCAL (Krishnan et al. 2021) on SVHN with the paper's protocol.
 
   python -m jal.main --config configs/scal_svhn.py --workdir runs/scal_svhn
 
-1,000 labels per round (the first 1,000 at random), 10 rounds, each query
-from a random subset of 10,000; ResNet-18, SGD 0.1, momentum 0.9, weight
-decay 5e-4, 200 epochs, x0.1 at epoch 160; no flips (digits). SVHN comes
-through tfds (``svhn_cropped``) or a local copy under $JAL_DATA_DIR; there
-is none on the development machines, so ``:runlocal`` needs one too.
-``--config.strategy.name=featuresim`` / ``dfm`` / ... compare on the same
-protocol. See `jal.config_util.scal_protocol`.
+SCAL's protocol (Krishnan et al. 2021, Sec. 4.1 and App. A.2): no labels at
+first, so round 0 trains on 1,000 random labels; +1,000 per round for 10
+rounds, each query from a random subset of 10,000 unlabeled images;
+ResNet-18, SGD 0.1, momentum 0.9, weight decay 5e-4, 200 epochs, x0.1 at
+epoch 160, for every strategy. The paper gives neither the batch size nor
+the augmentation: batch 128, 4-pixel crops (and flips where the dataset
+allows). Every round records accuracy, per-class accuracy, ECE (15 bins),
+Brier, NLL and the labeled pool's sampling bias.
+The paper's comparisons run on the same protocol with
+``--config.strategy.name=featuresim`` (or ``dfm``, ``random``, ``entropy``,
+``coreset``, ``bald``, ``learning_loss``).
+
+No flips (digits). SVHN comes through tfds (``svhn_cropped``) or a local
+copy under $JAL_DATA_DIR; there is none on the development machines, so
+``:runlocal`` needs one too.
 
   :runlocal   shrunk to run in minutes on 2 CPU cores:
     python -m jal.main --config configs/scal_svhn.py:runlocal --workdir runs/scal_svhn_local
 """
 
-from jal import config_util
+from configs import common
 
 
 def get_config(arg=None):
-  return config_util.scal_protocol('svhn_cropped', arg, budget=1_000)
+  arg = common.parse_arg(arg, runlocal=False)
+  config = common.base()
+  config.dataset.name = 'svhn_cropped'
+  config.initial_pool.size = 1_000
+  config.budget = 1_000
+  config.num_rounds = 10
+  config.candidate_subset = 10_000
+  config.model.name = 'resnet18'
+  config.train = common.train(learning_rate=0.1, momentum=0.9, weight_decay=5e-4, epochs=200,
+                              batch_size=128, crop_pad=4, lr_schedule='multistep',
+                              lr_milestones=(0.8,))
+  config.strategy.name = 'scal'
+  config.strategy.scal.temperature = 0.07
+  if arg.runlocal:
+    common.runlocal(config)
+    config.candidate_subset = 5_000
+    config.train = common.train(learning_rate=0.05, epochs=15, batch_size=64, crop_pad=4,
+                                lr_schedule='cosine')
+  return config

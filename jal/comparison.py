@@ -18,11 +18,10 @@ import json
 import os
 from typing import Sequence
 
-import jax
 import ml_collections
 import numpy as np
 
-from jal import experiment, initial_pools as initial_pools_lib, results
+from jal import experiment, initial_pools as initial_pools_lib, platform, results, trials
 from jal import strategies as strategies_lib
 from jal.errors import JalError
 
@@ -64,14 +63,13 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
   """Runs (or resumes) every (arm, seed), then writes the summary.
 
   With ``vectorize_seeds`` the seeds of an arm run in lockstep and their task
-  models train together, vmapped in one program (`jal.experiment.run_trials`;
+  models train together, vmapped in one program (`jal.trials.run_trials`;
   strategies with a training of their own, such as VAAL or SCAL, still train
   one seed after another). Otherwise trials run one after another, each arm
   of a seed in turn, so a stopped comparison has whole trials done. Either
   way each run resumes where it stopped and writes the same files.
-  ``vectorize_seeds=None`` vectorises on GPU/TPU and not on CPU, where XLA
-  runs vmapped convolutions as grouped convolutions, many times slower (see
-  `jal.models.ensemble`).
+  ``vectorize_seeds=None`` leaves it to `jal.platform.vectorized_members`:
+  on GPU/TPU, not on CPU, where vmapped convolutions are many times slower.
 
   Args:
     config: the experiment config every run starts from.
@@ -80,7 +78,7 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
     seeds: trial seeds (at least one, no repeats).
     overwrite: delete and redo runs already there instead of resuming them.
     initial_pools: optional names of `jal.initial_pools` strategies; then
-      every (initial pool, strategy) pair is an arm (paper 001's study).
+      every (initial pool, strategy) pair is an arm (Chandra et al.'s study).
     vectorize_seeds: train the seeds of an arm together (None: on GPU/TPU).
 
   Returns:
@@ -94,15 +92,13 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
   for strategy in strategies:
     strategies_lib.get(strategy)  # fails before anything runs
   for pool in initial_pools or ():
-    initial_pools_lib.check_settings(initial_pools_lib.initial_pool_config(name=pool))
+    initial_pools_lib.check_settings(initial_pools_lib.default_config(name=pool))
   if initial_pools and len(set(initial_pools)) != len(initial_pools):
     raise JalError(f'--initial_pools={",".join(initial_pools)} must name each pool once')
   names = arms(strategies, initial_pools)
-  if vectorize_seeds is None:
-    vectorize_seeds = jax.default_backend() != 'cpu'
-  if vectorize_seeds:
+  if platform.vectorized_members(vectorize_seeds):
     for arm in names:
-      experiment.run_trials([trial_config(config, arm, seed) for seed in seeds],
+      trials.run_trials([trial_config(config, arm, seed) for seed in seeds],
                             [run_dir(workdir, arm, seed) for seed in seeds], overwrite=overwrite)
   else:
     for seed in seeds:

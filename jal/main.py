@@ -55,4 +55,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  cli.make_configs_importable(sys.argv)
   app.run(main)

@@ -3,8 +3,8 @@
 The metrics of the SCAL paper (Krishnan et al., "Mitigating Sampling Bias and
 Improving Robustness in Active Learning", paper 002, Sec. 4.2 and App. B):
 test accuracy, sampling bias of the labeled pool (Eqs. 4-5), expected
-calibration error (Eq. 6), Brier score, negative log-likelihood, OOD AUROC,
-and the Gaussian-blur dataset shift of Hendrycks & Dietterich (ICLR 2019).
+calibration error (Eq. 6), Brier score, negative log-likelihood and OOD AUROC
+(the Gaussian-blur shift they are measured under is `jal.data.corruptions`).
 
 Everything here is pure NumPy on host arrays (a ``jax.Array`` is accepted and
 copied to host by ``np.asarray``) and returns plain Python numbers, so a
@@ -27,23 +27,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.ndimage
 import scipy.special
 import sklearn.metrics
 
 # Largest |logsumexp(row)| accepted as a normalised log-softmax row.
 LOG_NORM_TOLERANCE = 1e-2
-
-# Gaussian-blur sigma (pixels) per severity 1..5, from Hendrycks & Dietterich's
-# corruption code (github.com/hendrycks/robustness): `gaussian_blur` in
-# ImageNet-C/imagenet_c/imagenet_c/corruptions.py (224 x 224 images) and in
-# ImageNet-C/create_c/make_cifar_c.py (32 x 32 images; the CIFAR-10-C set that
-# SCAL's Fig. 4 shift uses).
-GAUSSIAN_BLUR_SIGMAS = {
-    'imagenet-c': (1.0, 2.0, 3.0, 4.0, 6.0),
-    'cifar-10-c': (0.4, 0.6, 0.7, 0.8, 1.0),
-}
-
 
 # ----------------------------------------------------------------- validation
 
@@ -380,52 +368,6 @@ def ood_auroc(in_scores: np.ndarray, out_scores: np.ndarray) -> float:
   neg = _as_scores(out_scores, 'out_scores')
   y_true = np.concatenate([np.ones(pos.shape[0]), np.zeros(neg.shape[0])])
   return float(sklearn.metrics.roc_auc_score(y_true, np.concatenate([pos, neg])))
-
-
-def gaussian_blur(images: np.ndarray, severity: int, *,
-                  benchmark: str = 'imagenet-c') -> np.ndarray:
-  """The "gaussian_blur" corruption of Hendrycks & Dietterich (ICLR 2019).
-
-  Per image and channel: ``x = images / 255``, a Gaussian filter of standard
-  deviation ``sigma`` pixels over height and width (none across images or
-  channels), clip to ``[0, 1]``, times 255, then truncation to uint8 (their
-  ``np.uint8(...)``, a floor, not rounding; so a constant image may come back
-  1 lower where float rounding falls just under the integer).
-
-  ``sigma`` per severity 1..5 is `GAUSSIAN_BLUR_SIGMAS[benchmark]`, from their
-  code (github.com/hendrycks/robustness): ``'imagenet-c'`` (1, 2, 3, 4, 6),
-  ``corruptions.py``, for 224 px images; ``'cifar-10-c'`` (0.4, 0.6, 0.7, 0.8,
-  1), ``make_cifar_c.py``, for 32 px images, which is the CIFAR-10-C shift of
-  SCAL (paper 002) Fig. 4. The filter matches their ``skimage.filters.gaussian``
-  call: ``mode='nearest'`` borders, kernel truncated at ``4 sigma``
-  (``scipy.ndimage.gaussian_filter(..., mode='nearest', truncate=4.0)``).
-
-  Args:
-    images: uint8 ``[n, H, W, C]``.
-    severity: int in ``1..5``.
-    benchmark: ``'imagenet-c'`` or ``'cifar-10-c'``, the sigma table.
-
-  Returns:
-    uint8 ``[n, H, W, C]``, a new array.
-
-  Raises:
-    ValueError: ``images`` not uint8 ``[n, H, W, C]``, ``severity`` not an int
-      in 1..5, or an unknown ``benchmark``.
-  """
-  images = np.asarray(images)
-  if images.ndim != 4 or images.dtype != np.uint8:
-    raise ValueError(f'images must be uint8 [n, H, W, C], got {images.dtype} {images.shape}')
-  if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) \
-      or not 1 <= severity <= 5:
-    raise ValueError(f'severity must be an int in 1..5, got {severity!r}')
-  if benchmark not in GAUSSIAN_BLUR_SIGMAS:
-    raise ValueError(f'benchmark must be one of {sorted(GAUSSIAN_BLUR_SIGMAS)}, got {benchmark!r}')
-  sigma = GAUSSIAN_BLUR_SIGMAS[benchmark][severity - 1]
-  x = images.astype(np.float64) / 255.0
-  # sigma 0 on the image and channel axes: each [H, W] plane is filtered alone.
-  x = scipy.ndimage.gaussian_filter(x, sigma=(0.0, sigma, sigma, 0.0), mode='nearest',
-                                    truncate=4.0)
-  return (np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def evaluation_metrics(log_probs: np.ndarray, labels: np.ndarray, num_classes: int, *,

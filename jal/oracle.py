@@ -1,14 +1,49 @@
-"""The oracle: answers label queries, optionally with symmetric label noise."""
+"""The oracle: who answers a query with labels.
+
+The loop asks the oracle for the labels of every query (and of the initial
+pool) and never reads true labels itself; strategies never see the oracle.
+`SimulatedOracle` answers from the labels a dataset already holds,
+optionally with label noise: every experiment of the papers. A human oracle
+(a person answering through files between runs) is a second `Oracle`:
+`make_oracle` is where it is chosen, by ``config.oracle.name``.
+"""
 
 from __future__ import annotations
 
+import abc
+
+import ml_collections
 import numpy as np
 
+from jal import rng
 from jal.errors import JalError
+
+NAMES = ('simulated',)
+
+
+class Oracle(abc.ABC):
+  """Answers label queries."""
+
+  @abc.abstractmethod
+  def label(self, indices: np.ndarray, round_: int) -> np.ndarray:
+    """The labels of the train examples ``indices`` (int ``[n]``).
+
+    ``round_`` is the round whose labeled pool they join: 0 for the initial
+    pool, ``r + 1`` for the query of round ``r``. Returns int32 ``[n]``.
+    """
+
+  @abc.abstractmethod
+  def true_labels(self, indices: np.ndarray) -> np.ndarray:
+    """The ground truth of ``indices``, as far as it is known, for the records.
+
+    In a simulation the dataset's labels (what ``query_class_counts`` and the
+    class-count plots count); an oracle that knows no more than its answers
+    returns those.
+    """
 
 
 def noisy_labels(true_labels: np.ndarray, noise_rate: float, num_classes: int,
-                 rng: np.random.Generator) -> np.ndarray:
+                 rng_: np.random.Generator) -> np.ndarray:
   """Labels as an imperfect oracle returns them.
 
   Symmetric label noise (PAL, Bhatnagar et al., Sec. 4.2: "randomly assigning
@@ -21,7 +56,7 @@ def noisy_labels(true_labels: np.ndarray, noise_rate: float, num_classes: int,
       examples.
     noise_rate: fraction of labels to corrupt, in ``[0, 1]``.
     num_classes: number of classes ``K`` (at least 2 when noise_rate > 0).
-    rng: generator that fixes which labels flip and to what.
+    rng_: generator that fixes which labels flip and to what.
 
   Returns:
     int32 with shape ``[n]``.
@@ -35,8 +70,59 @@ def noisy_labels(true_labels: np.ndarray, noise_rate: float, num_classes: int,
   num_wrong = int(round(noise_rate * labels.size))
   if num_wrong == 0:
     return labels
-  flip = rng.choice(labels.size, num_wrong, replace=False)
+  flip = rng_.choice(labels.size, num_wrong, replace=False)
   # Adding an offset in [1, K-1] modulo K gives a uniform wrong class.
-  offset = rng.integers(1, num_classes, size=num_wrong)
+  offset = rng_.integers(1, num_classes, size=num_wrong)
   labels[flip] = (labels[flip] + offset) % num_classes
   return labels
+
+
+class SimulatedOracle(Oracle):
+  """Answers from a dataset's labels, with ``noise_rate`` of each answer wrong.
+
+  Each round's answers draw their noise from the ``(seed, 'oracle', round)``
+  stream, so a resumed run gets the same answers.
+
+  Args:
+    true_labels: int ``[N]``, the train split's labels (kept from everyone else).
+    num_classes: ``K``.
+    noise_rate: the fraction of wrong answers, in ``[0, 1]`` (`noisy_labels`).
+    seed: the experiment's seed.
+
+  Raises:
+    JalError: a noise rate outside ``[0, 1]``, or noise with fewer than two classes.
+  """
+
+  def __init__(self, true_labels: np.ndarray, num_classes: int, noise_rate: float, seed: int):
+    if not 0.0 <= noise_rate <= 1.0:
+      raise JalError(f'config.oracle.noise_rate={noise_rate} must be in [0, 1]')
+    if noise_rate > 0 and num_classes < 2:
+      raise JalError(f'config.oracle.noise_rate={noise_rate} needs at least 2 classes to flip '
+                     f'between; the dataset has {num_classes}')
+    self._true = np.asarray(true_labels, np.int32)
+    self.num_classes = num_classes
+    self.noise_rate = noise_rate
+    self.seed = seed
+
+  def label(self, indices: np.ndarray, round_: int) -> np.ndarray:
+    return noisy_labels(self._true[np.asarray(indices, np.int64)], self.noise_rate,
+                        self.num_classes, rng.numpy_rng(self.seed, 'oracle', round_))
+
+  def true_labels(self, indices: np.ndarray) -> np.ndarray:
+    return self._true[np.asarray(indices, np.int64)]
+
+
+def make_oracle(config: ml_collections.ConfigDict, true_labels: np.ndarray,
+                num_classes: int) -> Oracle:
+  """The oracle of ``config.oracle.name``: ``'simulated'`` (with ``noise_rate``).
+
+  A human oracle, which writes each query to files and takes the answers
+  from the next run, is to be added here.
+
+  Raises:
+    JalError: an unknown name or a bad setting.
+  """
+  name = config.oracle.get('name', 'simulated')
+  if name not in NAMES:
+    raise JalError(f"config.oracle.name='{name}' is unknown; use one of {', '.join(NAMES)}")
+  return SimulatedOracle(true_labels, num_classes, config.oracle.noise_rate, config.seed)

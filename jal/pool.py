@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
 
 import numpy as np
 
@@ -125,31 +124,3 @@ def check_query(pool: Pool, query: np.ndarray, budget: int) -> None:
   assert not np.isin(query, pool.labeled).any(), 'the query holds an already-labeled index'
   assert query.size == 0 or (query.min() >= 0 and query.max() < pool.num_train), (
       'the query holds an index outside the train split')
-
-
-def initial_indices(true_labels: np.ndarray, size: int, rng: np.random.Generator,
-                    exclude_classes: Sequence[int] = ()) -> np.ndarray:
-  """A random initial labeled pool, optionally with whole classes left out.
-
-  PAL's biased-pool experiment (Bhatnagar et al., Sec. 4.3) starts from an
-  initial pool that holds 8 of the 10 classes; the left-out classes can still
-  be queried later.
-
-  Args:
-    true_labels: int with shape ``[N]``, the ground-truth train labels.
-    size: number of indices to draw (without replacement).
-    rng: the generator that fixes the draw.
-    exclude_classes: classes absent from the initial pool.
-
-  Returns:
-    int64 with shape ``[size]``, sorted.
-
-  Raises:
-    JalError: if fewer than ``size`` examples are outside the excluded classes.
-  """
-  allowed = np.flatnonzero(~np.isin(true_labels, np.asarray(exclude_classes, np.int64)))
-  if size > allowed.size:
-    raise JalError(f'the initial pool of {size} is larger than the {allowed.size} examples '
-                   f'outside the excluded classes {list(exclude_classes)}; lower '
-                   'config.initial_pool.size')
-  return np.sort(rng.choice(allowed, size, replace=False)).astype(np.int64)

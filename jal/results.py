@@ -1,9 +1,15 @@
-"""Results on disk: ``results.jsonl`` (one JSON object per round) and the plots."""
+"""Results on disk: ``results.jsonl`` (one JSON object per round), the plots and TensorBoard.
+
+Every round's record goes to ``results.jsonl``; its scalars also go through
+clu's metric writers to ``<workdir>/tensorboard`` (TensorBoard's step is the
+number of labeled examples), as the Flax examples write theirs.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -88,3 +94,30 @@ def plot_class_counts(summary: dict, path: str, title: str) -> None:
   fig.tight_layout()
   _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png'))
   plt.close(fig)
+
+
+def metric_writer(workdir: str) -> Any:
+  """A clu metric writer to ``<workdir>/tensorboard`` (TensorBoard event files)."""
+  from clu import metric_writers  # imports TensorFlow: only when a run starts
+  return metric_writers.SummaryWriter(os.path.join(workdir, 'tensorboard'))
+
+
+def scalars(record: dict) -> dict[str, float]:
+  """The numbers of a round's record, flat: the metrics, the timings and the
+  training and query metrics (``train/<name>``, ``query/<name>``)."""
+  out = {}
+  for key, value in record.items():
+    if key in ('round', 'num_labeled', 'seed', 'query_size'):
+      continue
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+      out[key] = float(value)
+  for prefix in ('train_metrics', 'query_metrics'):
+    for key, value in record.get(prefix, {}).items():
+      out[f"{prefix.split('_')[0]}/{key}"] = float(value)
+  return out
+
+
+def write_scalars(writer: Any, record: dict) -> None:
+  """Writes `scalars` of ``record`` at step ``num_labeled`` and flushes."""
+  writer.write_scalars(int(record['num_labeled']), scalars(record))
+  writer.flush()

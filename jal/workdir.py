@@ -17,8 +17,12 @@ import ml_collections
 from jal.errors import JalError
 
 CONFIG_FILE = 'config.json'
+RESULTS = 'results.jsonl'
+PLOT = 'accuracy.png'
+CHECKPOINTS = 'checkpoints'
+TENSORBOARD = 'tensorboard'
 # Files a run writes; --overwrite removes exactly these.
-RUN_FILES = (CONFIG_FILE, 'results.jsonl', 'accuracy.png', 'checkpoints')
+RUN_FILES = (CONFIG_FILE, RESULTS, PLOT, CHECKPOINTS, TENSORBOARD)
 
 
 def _flatten(d: dict, prefix: str = '') -> dict:

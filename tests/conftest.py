@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from jal import config_util, progress
+from configs import common
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,7 +44,7 @@ def pytest_unconfigure(config):
 
 def tiny_config(strategy: str = 'pal', **overrides):
   """PAL on 300 digits, 2 rounds, width-4 CNNs: a full round in about a second."""
-  config = config_util.base_config()
+  config = common.base()
   config.dataset.name = 'digits'
   config.dataset.max_train = 300
   config.dataset.max_test = 100
@@ -52,13 +52,14 @@ def tiny_config(strategy: str = 'pal', **overrides):
   config.budget = 20
   config.num_rounds = 2
   config.model.width = 4
-  config.train = config_util.train_config(learning_rate=0.05, epochs=2, batch_size=16, crop_pad=1)
+  config.train = common.train(learning_rate=0.05, epochs=2, batch_size=16, crop_pad=1)
   config.eval_batch_size = 64
-  config.strategy = config_util.pal_strategy(
-      num_subqueries=2, scoring_model=dict(name='small_cnn', width=4),
-      scoring_train=config_util.train_config(learning_rate=0.05, epochs=2, batch_size=16,
-                                             crop_pad=1),
-      finetune=config_util.train_config(learning_rate=0.01, epochs=1, batch_size=16, crop_pad=1))
+  pal = config.strategy.pal
+  pal.num_subqueries = 2
+  pal.scoring_model.name = 'small_cnn'
+  pal.scoring_model.width = 4
+  pal.scoring_train = common.train(learning_rate=0.05, epochs=2, batch_size=16, crop_pad=1)
+  pal.finetune = common.train(learning_rate=0.01, epochs=1, batch_size=16, crop_pad=1)
   config.strategy.name = strategy
   for key, value in overrides.items():
     node = config
@@ -71,11 +72,31 @@ def tiny_config(strategy: str = 'pal', **overrides):
 
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch, tmp_path):
-  progress.set_enabled(False)
+  monkeypatch.setenv('TQDM_DISABLE', '1')
   monkeypatch.setenv('JAL_CACHE_DIR', str(tmp_path / 'cache'))
-  yield
-  progress.set_enabled(True)
 
 
 def strip_timings(records):
   return [{k: v for k, v in r.items() if not k.endswith('_seconds')} for r in records]
+
+
+def load_dataset(config):
+  """The config's dataset (`jal.experiment.load_data` without the evaluation sets)."""
+  from jal import experiment
+  return experiment.load_data(config)[0]
+
+
+def build_strategy(config, dataset=None, mesh=None):
+  """The strategy of ``config`` as the loop builds it, and the dataset it sees."""
+  from jal import sharding, strategies
+  from jal.task import make_task
+  dataset = load_dataset(config) if dataset is None else dataset
+  strategy = strategies.build(config, dataset.pool_data(), make_task(dataset.class_names),
+                              mesh or sharding.make_mesh())
+  return strategy, dataset
+
+
+def simulated_oracle(config, dataset):
+  """The experiment's oracle for ``dataset``."""
+  from jal import oracle
+  return oracle.make_oracle(config, dataset.train_labels, dataset.num_classes)

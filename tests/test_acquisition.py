@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jal.acquisition import pal
+from jal.acquisition import pretext as pal
 from jal.acquisition import uncertainty
 from jal.models import ClassifierHead, MultiHeadNet, RotationHead, SmallCNN
 from jal.strategies.pal import score_batch

@@ -15,11 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jal import adversarial
+from jal.models import layers
+from jal.objectives import adversarial
 from jal.errors import JalError
 from jal.models import Features
-from jal.models.mal import CosineClassifier, MLPDiscriminator
-from jal.models.vae import VAE, LatentDiscriminator
+from jal.models import VAE, CosineClassifier, LatentDiscriminator, MLPDiscriminator
 
 _RNG = np.random.default_rng(0)
 
@@ -45,16 +45,16 @@ def _mean_over_real(values, mask):
 def test_gradient_reversal_is_the_identity_forward_and_flips_the_gradient():
   x = jnp.asarray(_RNG.normal(size=(3, 4)), jnp.float32)
   weights = jnp.asarray(_RNG.normal(size=(3, 4)), jnp.float32)
-  chex.assert_trees_all_close(adversarial.gradient_reversal(x, 0.7), x)
-  grad = jax.grad(lambda x: jnp.sum(weights * adversarial.gradient_reversal(x, 0.7)))(x)
+  chex.assert_trees_all_close(layers.gradient_reversal(x, 0.7), x)
+  grad = jax.grad(lambda x: jnp.sum(weights * layers.gradient_reversal(x, 0.7)))(x)
   chex.assert_trees_all_close(grad, -0.7 * weights, rtol=1e-6)
 
   # A pytree; the leaves keep their dtype, and bfloat16 gradients stay bfloat16.
   tree = {'a': x, 'b': (jnp.ones(2, jnp.bfloat16),)}
-  chex.assert_trees_all_equal(adversarial.gradient_reversal(tree, 2.0), tree)
+  chex.assert_trees_all_equal(layers.gradient_reversal(tree, 2.0), tree)
 
   def loss(tree):
-    reversed_tree = adversarial.gradient_reversal(tree, 2.0)
+    reversed_tree = layers.gradient_reversal(tree, 2.0)
     return (jnp.sum(reversed_tree['a'] * weights)
             + jnp.sum(reversed_tree['b'][0].astype(jnp.float32) * 3))
   grads = jax.grad(loss)(tree)
@@ -68,7 +68,7 @@ def test_gradient_reversal_with_a_traced_scale_inside_a_composed_function():
 
   def composed(x, scale):
     # h(x) = sum(sin(R(x^2))): dh/dx = -scale * cos(x^2) * 2x.
-    return jnp.sum(jnp.sin(adversarial.gradient_reversal(x ** 2, scale)))
+    return jnp.sum(jnp.sin(layers.gradient_reversal(x ** 2, scale)))
 
   grad = jax.jit(jax.grad(composed, argnums=(0, 1)))
   for scale in (0.0, 0.3, 5.0):

@@ -14,21 +14,22 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import tiny_config
-from jal import adversarial, experiment, sharding, strategies, training
-from jal.acquisition import mal as mal_selection
+from conftest import build_strategy, tiny_config
+from jal import experiment, selection as mal_selection
 from jal.errors import JalError
 from jal.models import CosineClassifier
+from jal.objectives import Batch, adversarial
+from jal.pool import Pool
 
 
 def adversarial_config(name, **overrides):
   """`tiny_config` with 16x16 digits (the VAE needs 16 pixels) and tiny networks."""
   return tiny_config(name, **{
-      'dataset.image_size': 16, 'train.epochs': 1, 'strategy.vae.width': 2,
-      'strategy.vae.z_dim': 4, 'strategy.discriminator.width': 8,
-      'strategy.loss_prediction_width': 4, 'strategy.mal_train.epochs': 1,
-      'strategy.mal_train.batch_size': 16, 'strategy.classifier_hidden': 8,
-      'strategy.mal_discriminator_width': 8, **overrides})
+      'dataset.image_size': 16, 'train.epochs': 1, 'strategy.vaal.vae.width': 2,
+      'strategy.vaal.vae.z_dim': 4, 'strategy.vaal.discriminator.width': 8,
+      'strategy.vaal.loss_prediction_width': 4, 'strategy.mal.train.epochs': 1,
+      'strategy.mal.train.batch_size': 16, 'strategy.mal.classifier_hidden': 8,
+      'strategy.mal.discriminator_width': 8, **overrides})
 
 
 # ------------------------------------------------------------- MAL's selection rule
@@ -132,8 +133,8 @@ def test_vaal_round_and_a_nan_in_its_vae_stops_the_run_cleanly(tmp_path, monkeyp
     out = terms(*args)
     return {**out, 'kl': out['kl'] * np.nan} if poison['on'] else out
 
-  from jal.strategies import _vaal
-  monkeypatch.setattr(_vaal.adversarial, 'vae_loss_terms', poisoned)
+  from jal.strategies import vaal
+  monkeypatch.setattr(vaal.adversarial, 'vae_loss_terms', poisoned)
   (record,) = experiment.run(config, str(tmp_path), rounds=1)
   assert record['query_size'] == 20
   assert {'vae_reconstruction', 'vae_kl', 'discriminator_accuracy'} <= set(record['train_metrics'])
@@ -152,13 +153,9 @@ def test_vaal_round_and_a_nan_in_its_vae_stops_the_run_cleanly(tmp_path, monkeyp
 
 def test_tavaal_freezes_the_ranker_after_80_percent_of_the_epochs():
   config = adversarial_config('tavaal')
-  dataset = experiment.load_dataset(config)
-  mesh = sharding.make_mesh()
-  strategy = strategies.get('tavaal')(config, dataset, mesh)
-  assert strategy.task_freeze_after == {'heads_loss_prediction': 0.8}
-  trainer = training.Trainer(strategy.task_model(10), config.train, strategy.task_loss,
-                             dataset.mean, dataset.std, dataset.flip, mesh, dataset.image_shape,
-                             freeze_after=strategy.task_freeze_after)
+  strategy, dataset = build_strategy(config)
+  assert strategy.task_spec().freeze_after == {'heads_loss_prediction': 0.8}
+  trainer = strategy.trainer
   images = jax.device_put(dataset.train_images)
   labels = jax.device_put(dataset.train_labels)
   x = trainer.prepare(jax.random.key(0), images, np.arange(16))
@@ -167,7 +164,8 @@ def test_tavaal_freezes_the_ranker_after_80_percent_of_the_epochs():
 
   def changed(progress):
     schedule = {'learning_rate': np.float32(0.1), 'progress': np.float32(progress)}
-    new, _ = update(state, x, labels[:16], np.ones(16, np.float32), schedule, jax.random.key(2))
+    new, _ = update(state, Batch(x, labels[:16], np.ones(16, np.float32)), schedule,
+                    jax.random.key(2))
     differs = lambda a, b: not np.allclose(a, b)
     return {name: any(jax.tree.leaves(jax.tree.map(differs, jax.device_get(new.params[name]),
                                                    jax.device_get(state.params[name]))))
@@ -179,21 +177,19 @@ def test_tavaal_freezes_the_ranker_after_80_percent_of_the_epochs():
 
 
 def test_mal_task_model_starts_from_the_trained_encoder():
-  config = adversarial_config('mal')
-  dataset = experiment.load_dataset(config)
-  mesh = sharding.make_mesh()
-  strategy = strategies.get('mal')(config, dataset, mesh)
-  trainer = training.Trainer(strategy.task_model(10), config.train, strategy.task_loss,
-                             dataset.mean, dataset.std, dataset.flip, mesh, dataset.image_shape)
+  config = adversarial_config('mal', **{'train.epochs': 0})
+  strategy, dataset = build_strategy(config)
+  trainer = strategy.trainer
   images = jax.device_put(dataset.train_images)
   labels = np.full(dataset.num_train, -1, np.int32)
   labels[:40] = dataset.train_labels[:40]
-  pool = experiment.pool_lib.Pool(dataset.num_train, np.arange(40), labels[:40])
+  pool = Pool(dataset.num_train, np.arange(40), labels[:40])
   fresh = trainer.init(jax.random.key(0))
   fresh_head = jax.device_get(fresh.params['heads_classifier'])
-  state, metrics = strategy.fit_task_model(trainer, fresh, images, jax.device_put(labels), pool,
-                                           epochs=0, key=jax.random.key(1), description='t')
-  encoder = strategy._fitted['network']
+  fitted = strategy.fit(fresh, images, jax.device_put(labels), pool, key=jax.random.key(1),
+                        description='t')
+  state, metrics = fitted.state, fitted.metrics
+  encoder = fitted.aux['network']  # handed to the query explicitly
   chex_equal = lambda a, b: jax.tree.map(np.testing.assert_array_equal, jax.device_get(a),
                                          jax.device_get(b))
   chex_equal(state.params['backbone'], encoder['params']['backbone'])
@@ -203,8 +199,8 @@ def test_mal_task_model_starts_from_the_trained_encoder():
 
 
 @pytest.mark.parametrize('overrides,message', [
-    ({'strategy.mal_selection': 'product'}, "mal_selection='product' is unknown"),
-    ({'strategy.temperature': 0.0}, 'temperature=0.0 must be positive'),
+    ({'strategy.mal.selection': 'product'}, "selection='product' is unknown"),
+    ({'strategy.mal.temperature': 0.0}, 'temperature=0.0 must be positive'),
 ])
 def test_bad_mal_hyperparameters_give_one_line_errors(tmp_path, overrides, message):
   with pytest.raises(JalError, match=message):
@@ -214,7 +210,7 @@ def test_bad_mal_hyperparameters_give_one_line_errors(tmp_path, overrides, messa
 
 def test_tavaal_rejects_a_ranker_fraction_outside_0_1(tmp_path):
   with pytest.raises(JalError, match='ranker_epochs=1.5'):
-    experiment.run(adversarial_config('tavaal', **{'strategy.ranker_epochs': 1.5}),
+    experiment.run(adversarial_config('tavaal', **{'strategy.vaal.ranker_epochs': 1.5}),
                    str(tmp_path))
 
 
@@ -222,13 +218,9 @@ def test_tavaal_rejects_a_ranker_fraction_outside_0_1(tmp_path):
 def test_vaal_query_scores_with_the_batch_norm_mode_d_was_trained_in(batch_statistics):
   """True (VAAL's reference): each scoring batch is normalised by its own
   statistics, so a score depends on its batch; False: running averages."""
-  config = adversarial_config('vaal', **{'strategy.query_batch_statistics': batch_statistics})
-  dataset = experiment.load_dataset(config)
-  mesh = sharding.make_mesh()
-  strategy = strategies.get('vaal')(config, dataset, mesh)
-  trainer = training.Trainer(strategy.task_model(10), config.train, strategy.task_loss,
-                             dataset.mean, dataset.std, dataset.flip, mesh, dataset.image_shape)
-  strategy._bind(trainer)
+  config = adversarial_config('vaal', **{'strategy.vaal.query_batch_statistics': batch_statistics})
+  strategy, dataset = build_strategy(config)
+  trainer = strategy.trainer
   vae, discriminator = strategy._init_networks(jax.random.key(0))
   networks = {'vae': {'params': vae.params, 'batch_stats': vae.batch_stats},
               'discriminator': {'params': discriminator.params}}

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jal import augment
+from jal.data import augment
 
 rotations = jax.jit(augment.rotations)
 random_crop = jax.jit(augment.random_crop, static_argnames=('pad',))

@@ -13,11 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config
-from jal import experiment, losses, strategies
+from conftest import build_strategy, tiny_config
+from jal import experiment, strategies
 from jal.acquisition import uncertainty
 from jal.models import ClassifierHead, Ensemble, LossPredictionHead, MultiHeadNet, get_backbone
-from jal.strategies import _learning_loss, _mc_dropout
+from jal.objectives import Batch, ranking as losses
+from jal.objectives.classification import cross_entropy_loss, ensemble_loss
+from jal.strategies import mc_dropout as _mc_dropout
 
 
 def _softmax(z):
@@ -163,9 +165,8 @@ def test_training_uses_dropout_but_the_task_loss_is_deterministic_per_key():
   model = _dropout_net()
   x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1))
   variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
-  from jal import training
-  loss = lambda k: training.cross_entropy_loss(model.apply, variables, x, jnp.zeros(6, jnp.int32),
-                                               jnp.ones(6), k, 0.0)[0]
+  loss = lambda k: cross_entropy_loss(model.apply, variables,
+                                      Batch(x, jnp.zeros(6, jnp.int32), jnp.ones(6)), k, 0.0)[0]
   assert float(loss(jax.random.key(3))) == float(loss(jax.random.key(3)))
   assert float(loss(jax.random.key(3))) != float(loss(jax.random.key(4)))
 
@@ -198,7 +199,6 @@ def test_ensemble_members_differ_and_the_prediction_is_their_average(vectorize):
 
 
 def test_ensemble_loss_trains_each_member_on_its_own_cross_entropy():
-  from jal.strategies._ensemble import ensemble_loss
   member = MultiHeadNet(get_backbone('small_cnn', width=4), {'classifier': ClassifierHead(3)})
   model = Ensemble(member, 2)
   x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
@@ -206,8 +206,8 @@ def test_ensemble_loss_trains_each_member_on_its_own_cross_entropy():
   variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
 
   def loss_of(params):
-    return ensemble_loss(model.apply, {**variables, 'params': params}, x, labels, jnp.ones(4),
-                         jax.random.key(0), 0.0)[0]
+    return ensemble_loss(model.apply, {**variables, 'params': params},
+                         Batch(x, labels, jnp.ones(4)), jax.random.key(0), 0.0)[0]
 
   grads = jax.jit(jax.grad(loss_of))(variables['params'])
   # The gradient of member 0 is the gradient of member 0's loss alone.
@@ -259,7 +259,7 @@ def test_learning_loss_objective_detaches_the_backbone_after_the_given_progress(
   x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1))
   labels, mask = jnp.array([0, 1, 2, 0, 1, 2]), jnp.ones(6)
   variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
-  objective = functools.partial(_learning_loss.learning_loss_objective,
+  objective = functools.partial(losses.loss_prediction_objective,
                                 ranking_loss=losses.margin_ranking_loss, weight=1.0,
                                 detach_after=0.6)
 
@@ -267,8 +267,8 @@ def test_learning_loss_objective_detaches_the_backbone_after_the_given_progress(
   def backbone_grad(weight, progress):
     def f(params):
       out = functools.partial(objective, weight=weight)(
-          model.apply, {**variables, 'params': params}, x, labels, mask, jax.random.key(0),
-          progress)
+          model.apply, {**variables, 'params': params}, Batch(x, labels, mask),
+          jax.random.key(0), progress)
       return out[0]
     return jax.grad(f)(variables['params'])['backbone']
 
@@ -293,8 +293,8 @@ def test_every_baseline_is_registered():
 
 @pytest.mark.parametrize('name', _BASELINES)
 def test_one_round_of_each_baseline(tmp_path, name):
-  config = tiny_config(name, **{'strategy.num_mc_samples': 4, 'strategy.num_members': 2,
-                                'train.epochs': 1})
+  config = tiny_config(name, **{'strategy.mc_dropout.num_mc_samples': 4,
+                                'strategy.ensemble.num_members': 2, 'train.epochs': 1})
   records = experiment.run(config, str(tmp_path))
   assert [r['query_size'] for r in records] == [20, 0]
   assert all(np.isfinite(r['train_loss']) and 0 <= r['test_accuracy'] <= 1 for r in records)
@@ -306,15 +306,15 @@ def test_one_round_of_each_baseline(tmp_path, name):
 
 
 @pytest.mark.parametrize('overrides,message', [
-    ({'strategy.dropout_rate': 1.0}, 'dropout_rate=1.0 must be in'),
-    ({'strategy.num_mc_samples': 1}, 'num_mc_samples=1'),
-    ({'strategy.num_members': 1}, 'num_members=1 must be at least 2'),
-    ({'strategy.detach_after': 1.5}, 'detach_after=1.5'),
+    ({'strategy.mc_dropout.dropout_rate': 1.0}, 'dropout_rate=1.0 must be in'),
+    ({'strategy.mc_dropout.num_mc_samples': 1}, 'num_mc_samples=1'),
+    ({'strategy.ensemble.num_members': 1}, 'num_members=1 must be at least 2'),
+    ({'strategy.learning_loss.detach_after': 1.5}, 'detach_after=1.5'),
 ])
 def test_bad_baseline_hyperparameters_give_one_line_errors(tmp_path, overrides, message):
   from jal.errors import JalError
-  name = {'strategy.num_members': 'ensemble_entropy',
-          'strategy.detach_after': 'learning_loss'}.get(next(iter(overrides)), 'bald')
+  name = {'strategy.ensemble.num_members': 'ensemble_entropy',
+          'strategy.learning_loss.detach_after': 'learning_loss'}.get(next(iter(overrides)), 'bald')
   with pytest.raises(JalError, match=message):
     experiment.run(tiny_config(name, **overrides), str(tmp_path))
   assert not (tmp_path / 'config.json').exists()
@@ -322,15 +322,11 @@ def test_bad_baseline_hyperparameters_give_one_line_errors(tmp_path, overrides, 
 
 @pytest.mark.parametrize('name', ['bald', 'bald_last_layer'])
 def test_mc_dropout_models_are_evaluated_by_their_predictive_distribution(name):
-  from jal import sharding, training
   from jal.strategies import base
-  config = tiny_config(name, **{'strategy.num_mc_samples': 4, 'strategy.mc_batch_size': 8})
-  dataset = experiment.load_dataset(config)
-  mesh = sharding.make_mesh()
-  strategy = strategies.get(name)(config, dataset, mesh)
-  trainer = training.Trainer(strategy.task_model(dataset.num_classes), config.train,
-                             strategy.task_loss, dataset.mean, dataset.std, dataset.flip, mesh,
-                             dataset.image_shape)
+  config = tiny_config(name, **{'strategy.mc_dropout.num_mc_samples': 4,
+                                'strategy.mc_dropout.mc_batch_size': 8})
+  strategy, dataset = build_strategy(config)
+  trainer = strategy.trainer
   task = base.TaskModel(trainer, trainer.init(jax.random.key(0)).variables, 16)
   images = jax.device_put(dataset.test_images)
   indices = np.arange(20)

@@ -120,13 +120,13 @@ def test_arms_cross_initial_pools_with_strategies():
 
 
 def test_vectorized_seeds_give_the_runs_of_one_seed_at_a_time(tmp_path, monkeypatch):
-  from jal import training
+  from jal import train
   config = tiny_config('entropy', **{'train.epochs': 1})
   one_by_one = comparison.run_comparison(config, str(tmp_path / 'seq'), ['entropy'], [0, 1],
                                          vectorize_seeds=False)
   calls = []
-  fit_trials = training.fit_trials
-  monkeypatch.setattr(training, 'fit_trials',
+  fit_trials = train.fit_trials
+  monkeypatch.setattr(train, 'fit_trials',
                       lambda *a, **k: calls.append(len(a[1])) or fit_trials(*a, **k))
   together = comparison.run_comparison(config, str(tmp_path / 'vec'), ['entropy'], [0, 1],
                                        vectorize_seeds=True)

@@ -12,7 +12,8 @@ from jal import experiment, strategies
 from jal.errors import JalError
 from conftest import REPO
 
-CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', '*.py')))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
+                 if os.path.basename(p) not in ('__init__.py', 'common.py'))
 
 
 def load_module(path):
@@ -56,10 +57,10 @@ def _offline_tfds_config(name, tmp_path, monkeypatch):
 def test_pal_protocol_matches_the_paper():
   config = load_module(os.path.join(REPO, 'configs', 'pal_cifar10.py')).get_config()
   assert (config.initial_pool.size, config.budget, config.num_rounds) == (0.1, 0.05, 5)
-  assert config.model.name == 'vgg16' and config.strategy.scoring_model.name == 'resnet18'
+  assert config.model.name == 'vgg16' and config.strategy.pal.scoring_model.name == 'resnet18'
   assert (config.train.learning_rate, config.train.epochs, config.train.batch_size) == (
       0.01, 100, 64)
-  assert config.strategy.lambda1 == config.strategy.lambda2 == 1.0
+  assert config.strategy.pal.lambda1 == config.strategy.pal.lambda2 == 1.0
   noisy = load_module(os.path.join(REPO, 'configs', 'pal_svhn.py')).get_config('noisy,biased')
   assert noisy.oracle.noise_rate == 0.2 and tuple(noisy.initial_pool.exclude_classes) == (0, 1)
 
@@ -67,10 +68,10 @@ def test_pal_protocol_matches_the_paper():
 def test_pal_svhn_runs_through_tfds(tmp_path, monkeypatch):
   """configs/pal_svhn.py end to end on tfds mock data (the real tfds code path)."""
   tfds, config = _offline_tfds_config('pal_svhn.py', tmp_path, monkeypatch)
-  config.strategy.scoring_model.width = 2
-  config.strategy.scoring_train.epochs = 1
-  config.strategy.finetune.epochs = 1
-  config.strategy.num_subqueries = 2
+  config.strategy.pal.scoring_model.width = 2
+  config.strategy.pal.scoring_train.epochs = 1
+  config.strategy.pal.finetune.epochs = 1
+  config.strategy.pal.num_subqueries = 2
   config.eval_batch_size = 50
   with tfds.testing.mock_data(num_examples=250):
     records = experiment.run(config, str(tmp_path / 'run'))
@@ -87,26 +88,26 @@ def test_adversarial_protocols_match_the_papers():
     assert (config.train.optimizer, config.train.learning_rate, config.train.epochs,
             tuple(config.train.lr_milestones)) == ('sgd', 0.1, 200, (0.8,))
     for key in ('vae_train', 'discriminator_train'):
-      assert (config.strategy[key].optimizer, config.strategy[key].learning_rate) == (
+      assert (config.strategy.vaal[key].optimizer, config.strategy.vaal[key].learning_rate) == (
           'adam', 5e-4)
-    assert config.strategy.discriminator.num_hidden == hidden
-  assert get('tavaal_cifar10.py').strategy.ranker_epochs == 0.8
+    assert config.strategy.vaal.discriminator.num_hidden == hidden
+  assert get('tavaal_cifar10.py').strategy.vaal.ranker_epochs == 0.8
   mal = get('mal_cifar100.py')
   assert (mal.dataset.name, mal.initial_pool.size, mal.budget, mal.num_rounds) == (
       'cifar100', 0.02, 0.02, 5)
   assert mal.model.name == 'resnet18' and mal.strategy.name == 'mal'
-  assert mal.strategy.mal_train.optimizer == mal.train.optimizer == 'adam'
-  assert mal.strategy.mal_train.epochs == mal.train.epochs == 100
+  assert mal.strategy.mal.train.optimizer == mal.train.optimizer == 'adam'
+  assert mal.strategy.mal.train.epochs == mal.train.epochs == 100
 
 
 def test_mal_cifar100_runs_on_tfds_mock_data(tmp_path, monkeypatch):
   """configs/mal_cifar100.py end to end on tfds mock data (CIFAR-100 is not offline here)."""
   tfds, config = _offline_tfds_config('mal_cifar100.py', tmp_path, monkeypatch)
   config.train.batch_size = 16
-  config.strategy.mal_train.epochs = 1
-  config.strategy.mal_train.batch_size = 16
-  config.strategy.classifier_hidden = 8
-  config.strategy.mal_discriminator_width = 8
+  config.strategy.mal.train.epochs = 1
+  config.strategy.mal.train.batch_size = 16
+  config.strategy.mal.classifier_hidden = 8
+  config.strategy.mal.discriminator_width = 8
   config.eval_batch_size = 50
   with tfds.testing.mock_data(num_examples=250):
     records = experiment.run(config, str(tmp_path / 'run'))
@@ -129,7 +130,7 @@ def test_scal_protocols_match_the_paper():
     assert (config.train.optimizer, config.train.learning_rate, config.train.momentum,
             config.train.weight_decay, config.train.epochs, tuple(config.train.lr_milestones),
             config.train.lr_decay) == ('sgd', 0.1, 0.9, 5e-4, 200, (0.8,), 0.1)
-    assert config.strategy.contrastive_temperature == 0.07
+    assert config.strategy.scal.temperature == 0.07
     assert config.evaluation.ece_bins == 15
   cifar = get('scal_cifar10.py')
   assert cifar.evaluation.ood_dataset == 'svhn_cropped' and cifar.evaluation.blur_severity == 3
@@ -138,19 +139,25 @@ def test_scal_protocols_match_the_paper():
 
 def test_scenario_configs_set_their_scenario():
   get = lambda name, arg=None: load_module(os.path.join(REPO, 'configs', name)).get_config(arg)
+  # Scenarios are variants after the colon, combinable, never files of their own.
   for dataset in ('svhn', 'cifar10'):
-    noisy = get(f'pal_{dataset}_noisy.py', 'runlocal')
+    noisy = get(f'pal_{dataset}.py', 'noisy,runlocal')
     assert noisy.oracle.noise_rate == 0.2 and noisy.dataset.max_train == 10_000
-    biased = get(f'pal_{dataset}_biased.py')
+    biased = get(f'pal_{dataset}.py', 'biased')
     assert tuple(biased.initial_pool.exclude_classes) == (0, 1) and biased.strategy.name == 'pal'
-  for arg, factor in ((None, 10.0), ('x10', 10.0), ('x100', 100.0), ('runlocal,x100', 100.0)):
-    imbalanced = get('tavaal_cifar10_imbalanced.py', arg)
+    assert get(f'pal_{dataset}.py', 'biased,noisy,runlocal').oracle.noise_rate == 0.2
+  assert get('tavaal_cifar10.py').dataset.imbalance.kind is None
+  for arg, factor in (('x10', 10.0), ('x100', 100.0), ('runlocal,x100', 100.0)):
+    imbalanced = get('tavaal_cifar10.py', arg)
     assert imbalanced.dataset.imbalance.kind == 'step'
     assert imbalanced.dataset.imbalance.factor == factor
     assert tuple(imbalanced.dataset.imbalance.classes) == (0, 1, 2, 3, 4)
-  mal = get('mal_cifar100_imbalanced.py')
+  with pytest.raises(JalError, match='not both'):
+    get('tavaal_cifar10.py', 'x10,x100')
+  mal = get('mal_cifar100.py', 'imbalanced')
   assert mal.dataset.imbalance.kind == 'random_ratios' and mal.dataset.imbalance.classes_per_ratio == 20
   assert (mal.initial_pool.size, mal.budget) == (1_000, 1_000)
+  assert get('mal_cifar100.py').dataset.imbalance.kind is None
   assert get('pal_mnist.py').dataset.name == 'mnist'
 
 

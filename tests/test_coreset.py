@@ -21,8 +21,7 @@ from jal.acquisition.coreset import k_center_greedy
 from jal.errors import JalError
 from jal.pool import Pool
 from jal.strategies import base
-from jal.strategies import coreset as coreset_strategy
-from conftest import tiny_config
+from conftest import build_strategy, tiny_config
 
 # The JAX code works in float32; the reference in float64. Their picks can
 # only differ where two points' distances are within float32 rounding (about
@@ -178,10 +177,10 @@ def test_strategy_queries_the_reference_picks_among_candidates():
   candidates = np.setdiff1d(np.arange(100), labeled)[::2]  # a candidate subset
   config = tiny_config('coreset')
   mesh = sharding.make_mesh()
-  strategy = coreset_strategy.Strategy(config, None, mesh)
+  strategy, dataset = build_strategy(config, mesh=mesh)
   pool = Pool(num_train=100, labeled=labeled.astype(np.int64),
               oracle_labels=np.zeros(10, np.int32))
-  ctx = base.RoundContext(config=config, dataset=None, round=0, pool=pool, images=None,
+  ctx = base.RoundContext(config=config, data=dataset.pool_data(), round=0, pool=pool, images=None,
                           labels=None, candidates=candidates, task=_FeatureTask(features),
                           mesh=mesh)
   query = strategy.query(ctx, 15)

@@ -9,9 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jal import config_util, sharding, training
+from jal import sharding, train
+from jal.data import ImageSpec
 from jal.errors import JalError
 from jal.models import ClassifierHead, MultiHeadNet, get_backbone
+from jal.objectives import masked_mean
+from jal.objectives.classification import cross_entropy_loss
 
 N = 90  # examples in the split; labels[i] = i, so a batch's labels are its indices
 
@@ -26,28 +29,34 @@ class _Linear(nn.Module):
 
 
 def _counting_loss(pool):
-  """A loss whose metrics count what the epoch fed it (sums over the batch)."""
+  """A loss whose metrics count what the epoch fed it.
+
+  Like every objective's, its metrics are means over the batch's real
+  examples (``count`` excepted: the number of real examples itself).
+  """
   pool = jnp.asarray(pool)
 
-  def loss_fn(apply_fn, variables, images, labels, mask, key, progress):
+  def loss_fn(apply_fn, variables, batch, key, progress):
     del key
-    out = apply_fn(variables, images, train=True)['classifier']
-    loss = training.masked_mean(jnp.mean(out ** 2, -1), mask)
-    ids = labels.astype(jnp.float32)
+    out = apply_fn(variables, batch.images, train=True)['classifier']
+    loss = masked_mean(jnp.mean(out ** 2, -1), batch.mask)
+    ids = batch.labels.astype(jnp.float32)
+    mask = batch.mask
     fill = 1.0 - mask
+    real = jnp.maximum(jnp.sum(mask), 1.0)
     return loss, (variables['batch_stats'], {
-        'count': jnp.sum(mask), 'id_sum': jnp.sum(ids * mask),
-        'id_square_sum': jnp.sum(ids ** 2 * mask), 'fill': jnp.sum(fill),
-        'fill_from_pool': jnp.sum(fill * jnp.isin(labels, pool)),
+        'count': jnp.sum(mask), 'id_mean': jnp.sum(ids * mask) / real,
+        'id_square_mean': jnp.sum(ids ** 2 * mask) / real, 'fill': jnp.sum(fill) / real,
+        'fill_from_pool': jnp.sum(fill * jnp.isin(batch.labels, pool)) / real,
         'batches': jnp.float32(1.0), 'progress': progress})
   return loss_fn
 
 
 def _trainer(loss_fn, batch_size, compiled, model=None, image_shape=(2, 2, 1)):
-  cfg = config_util.train_config(batch_size=batch_size, epochs=1, learning_rate=0.01,
-                                 crop_pad=0, compiled_epochs=compiled)
-  return training.Trainer(model or _Linear(), cfg, loss_fn, np.zeros(1, np.float32),
-                          np.ones(1, np.float32), False, sharding.make_mesh(), image_shape)
+  cfg = train.train_config(batch_size=batch_size, epochs=1, learning_rate=0.01, crop_pad=0,
+                           compiled_epochs=compiled)
+  spec = ImageSpec(image_shape, np.zeros(1, np.float32), np.ones(1, np.float32), False)
+  return train.Trainer(model or _Linear(), loss_fn, cfg, spec, sharding.make_mesh())
 
 
 def _data(image_shape=(2, 2, 1)):
@@ -63,17 +72,21 @@ def test_epoch_feeds_every_index_once_and_masks_the_fill_up(n, batch_size, compi
   images, labels = _data()
   state = trainer.init(jax.random.key(0))
   for epochs in (1, 2):
-    state, metrics = training.fit(trainer, state, images, labels, indices, epochs=epochs,
-                                  key=jax.random.key(epochs))
+    state, metrics = train.fit(trainer, state, images, labels, indices, epochs=epochs,
+                               key=jax.random.key(epochs))
     steps = -(-n // batch_size)
-    assert metrics['batches'] == 1.0  # the metrics are means over the epoch's steps
+    assert metrics['batches'] == 1.0  # a constant's mean is the constant
     # The last epoch's progress: the fraction of the fit's epochs done before it.
     np.testing.assert_allclose(metrics['progress'], (epochs - 1) / epochs)
-    totals = {k: v * steps for k, v in metrics.items()}
-    assert totals['count'] == n
-    np.testing.assert_allclose(totals['id_sum'], indices.sum(), rtol=1e-6)
-    np.testing.assert_allclose(totals['id_square_sum'], (indices ** 2).sum(), rtol=1e-6)
-    assert totals['fill'] == steps * batch_size - n
+    # The epoch's metrics are exact means over its n real examples: each
+    # step's mean weighs as many as the step has real examples.
+    sizes = [min(batch_size, n - i * batch_size) for i in range(steps)]
+    assert sum(sizes) == n
+    np.testing.assert_allclose(metrics['count'], sum(s * s for s in sizes) / n, rtol=1e-6)
+    totals = {k: v * n for k, v in metrics.items()}
+    np.testing.assert_allclose(totals['id_mean'], indices.sum(), rtol=1e-6)
+    np.testing.assert_allclose(totals['id_square_mean'], (indices ** 2).sum(), rtol=1e-6)
+    np.testing.assert_allclose(totals['fill'], steps * batch_size - n, rtol=1e-6)
     np.testing.assert_allclose(totals['fill_from_pool'], totals['fill'])
   assert int(state.step) == 3 * steps
 
@@ -87,12 +100,14 @@ def test_epoch_order_is_a_fresh_permutation_each_epoch():
   orders = []
   for step in (0, 5, 10):
     state = state.replace(step=jnp.int32(step))
-    order, totals, first = trainer._start_epoch_jit(state, jnp.asarray(pool), jnp.int32(40),
-                                                    jax.random.key(1))
+    images, labels = _data()
+    (order,), totals, count = trainer.loop.start_epoch(
+        state, (images, labels), [(jnp.asarray(pool), jnp.int32(40))],
+        {'learning_rate': jnp.float32(0), 'progress': jnp.float32(0)}, jax.random.key(1))
     order = np.asarray(order)
     assert sorted(order[:40].tolist()) == indices.tolist()
     np.testing.assert_array_equal(order[40:], 0)
-    assert int(first) == step and all(float(t) == 0 for t in totals.values())
+    assert float(count) == 0 and all(float(t) == 0 for t in totals.values())
     orders.append(order[:40].tobytes())
   assert len(set(orders)) == 3 and orders[0] != indices.astype(np.int32).tobytes()
 
@@ -105,10 +120,10 @@ def test_compiled_and_host_epochs_give_the_same_network():
   results = []
   for compiled in (False, True):
     model = MultiHeadNet(get_backbone('small_cnn', width=2), {'classifier': ClassifierHead(3)})
-    trainer = _trainer(training.cross_entropy_loss, 8, compiled, model, shape)
+    trainer = _trainer(cross_entropy_loss, 8, compiled, model, shape)
     state = trainer.init(jax.random.key(0))
-    state, metrics = training.fit(trainer, state, images, labels, np.arange(3, 40), epochs=2,
-                                  key=jax.random.key(4))
+    state, metrics = train.fit(trainer, state, images, labels, np.arange(3, 40), epochs=2,
+                               key=jax.random.key(4))
     counts = trainer.trace_counts
     assert (counts['train_epoch'], counts['train_step']) == ((1, 0) if compiled else (0, 1))
     results.append((jax.device_get(state.variables), metrics))
@@ -120,5 +135,5 @@ def test_fit_rejects_an_empty_pool():
   trainer = _trainer(_counting_loss(np.arange(3)), 4, False)
   images, labels = _data()
   with pytest.raises(JalError, match='must not be empty'):
-    training.fit(trainer, trainer.init(jax.random.key(0)), images, labels,
+    train.fit(trainer, trainer.init(jax.random.key(0)), images, labels,
                  np.zeros(0, np.int64), epochs=1, key=jax.random.key(0))

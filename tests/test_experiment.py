@@ -9,22 +9,23 @@ import zipfile
 import numpy as np
 import pytest
 
-from jal import checkpoint, experiment, training
+from jal import checkpoint, experiment, train
 from jal.errors import JalError
-from conftest import strip_timings, tiny_config
+from conftest import (build_strategy, load_dataset, simulated_oracle, strip_timings,
+                      tiny_config)
 
 
 @pytest.fixture
 def trainers(monkeypatch):
   """Records every Trainer the run builds, to count compilations."""
   built = []
-  original = training.Trainer.__post_init__
+  original = train.Trainer.__init__
 
-  def post_init(self):
-    original(self)
+  def init(self, *args, **kwargs):
+    original(self, *args, **kwargs)
     built.append(self)
 
-  monkeypatch.setattr(training.Trainer, '__post_init__', post_init)
+  monkeypatch.setattr(train.Trainer, '__init__', init)
   return built
 
 
@@ -63,7 +64,7 @@ def test_a_pal_round_makes_no_implicit_transfer(tmp_path, compiled_epochs):
   """
   import jax
   overrides = {f'{name}.compiled_epochs': compiled_epochs
-               for name in ('train', 'strategy.scoring_train', 'strategy.finetune')}
+               for name in ('train', 'strategy.pal.scoring_train', 'strategy.pal.finetune')}
   config = tiny_config('pal', **overrides)
   with jax.transfer_guard('disallow'):
     records = experiment.run(config, str(tmp_path))
@@ -147,7 +148,7 @@ def test_finished_run_is_not_rerun(tmp_path, trainers):
 def test_label_noise_reaches_the_pool(tmp_path):
   experiment.run(tiny_config('random', **{'oracle.noise_rate': 0.5}), str(tmp_path))
   state = checkpoint.Checkpointer(str(tmp_path / 'checkpoints')).latest()
-  dataset = experiment.load_dataset(tiny_config())
+  dataset = load_dataset(tiny_config())
   wrong = state.pool.oracle_labels != dataset.train_labels[state.pool.labeled]
   assert wrong.sum() == 15 + 10  # half of the initial pool and half of the query
 
@@ -177,8 +178,8 @@ def test_workdir_of_another_config_is_refused(tmp_path):
     ({'initial_pool.exclude_classes': (12,)}, 'exclude_classes has \\[12\\]'),
     ({'dataset.name': 'imagenet'}, 'imagenet'),
     ({'train.optimizer': 'rmsprop'}, "optimizer 'rmsprop' is unknown"),
-    ({'strategy.scoring_model.name': 'resnet50'}, 'resnet50'),
-    ({'strategy.finetune.batch_size': 0}, 'batch_size=0'),
+    ({'strategy.pal.scoring_model.name': 'resnet50'}, 'resnet50'),
+    ({'strategy.pal.finetune.batch_size': 0}, 'batch_size=0'),
     ({'evaluation.ece_bins': 0}, 'ece_bins=0 must be at least 1'),
 ])
 def test_bad_config_gives_one_line_error(tmp_path, overrides, message):
@@ -215,8 +216,8 @@ def test_real_cifar10_smoke(tmp_path, monkeypatch):
   config = tiny_config('pal', **{
       'dataset.name': 'cifar10', 'dataset.max_train': 2000, 'dataset.max_test': 500,
       'initial_pool.size': 500, 'budget': 100, 'train.epochs': 4, 'train.batch_size': 64,
-      'train.crop_pad': 4, 'model.width': 8, 'strategy.scoring_train.batch_size': 64,
-      'strategy.finetune.batch_size': 64, 'eval_batch_size': 250})
+      'train.crop_pad': 4, 'model.width': 8, 'strategy.pal.scoring_train.batch_size': 64,
+      'strategy.pal.finetune.batch_size': 64, 'eval_batch_size': 250})
   records = experiment.run(config, str(tmp_path))
   assert [r['num_labeled'] for r in records] == [500, 600]
   assert records[0]['dataset'] == 'cifar10'
@@ -227,7 +228,8 @@ def test_real_cifar10_smoke(tmp_path, monkeypatch):
 def test_diverging_loss_stops_with_a_clear_error_and_keeps_finished_rounds(tmp_path,
                                                                             monkeypatch):
   config = tiny_config('random', num_rounds=3)
-  original = experiment.training.fit
+  from jal.strategies import base
+  original = base.fit
   calls = []
 
   def fit_that_diverges_in_round_1(trainer, *args, **kwargs):
@@ -236,7 +238,7 @@ def test_diverging_loss_stops_with_a_clear_error_and_keeps_finished_rounds(tmp_p
       trainer.train_config.learning_rate = 1e30
     return original(trainer, *args, **kwargs)
 
-  monkeypatch.setattr(experiment.training, 'fit', fit_that_diverges_in_round_1)
+  monkeypatch.setattr(base, 'fit', fit_that_diverges_in_round_1)
   with pytest.raises(JalError, match='became non-finite') as info:
     experiment.run(config, str(tmp_path))
   assert '\n' not in str(info.value)
@@ -246,17 +248,14 @@ def test_diverging_loss_stops_with_a_clear_error_and_keeps_finished_rounds(tmp_p
 
 def test_pal_finetune_scope_head_trains_only_the_rotation_head():
   import jax
-  from jal import sharding
-  from jal.strategies import pal
-  config = tiny_config('pal', **{'strategy.finetune_scope': 'head'})
-  dataset = experiment.load_dataset(config)
-  strategy = pal.Strategy(config, dataset, sharding.make_mesh())
+  config = tiny_config('pal', **{'strategy.pal.finetune_scope': 'head'})
+  strategy, dataset = build_strategy(config)
   images = jax.device_put(dataset.train_images)
   labels = jax.device_put(dataset.train_labels)
   state = strategy.scorer.init(jax.random.key(0))
   before = jax.device_get(state.variables)
-  tuned, _ = training.fit(strategy.finetuner, strategy.finetuner.from_variables(before), images,
-                          labels, np.arange(40), epochs=2, key=jax.random.key(1))
+  tuned, _ = train.fit(strategy.finetuner, strategy.finetuner.from_variables(before), images,
+                       labels, np.arange(40), epochs=2, key=jax.random.key(1))
   after = jax.device_get(tuned.variables)
   for name in ('backbone', 'heads_classifier'):
     for a, b in zip(jax.tree.leaves(before['params'][name]), jax.tree.leaves(after['params'][name])):
@@ -269,12 +268,12 @@ def test_pal_finetune_scope_head_trains_only_the_rotation_head():
 
 def test_unknown_finetune_scope(tmp_path):
   with pytest.raises(JalError, match="finetune_scope='x' is unknown"):
-    experiment.run(tiny_config('pal', **{'strategy.finetune_scope': 'x'}), str(tmp_path))
+    experiment.run(tiny_config('pal', **{'strategy.pal.finetune_scope': 'x'}), str(tmp_path))
 
 
 def test_bfloat16_run_matches_float32_closely(tmp_path):
   """Mixed precision (config.model.dtype and the scorer's) trains as well as float32."""
-  overrides = {'model.dtype': 'bfloat16', 'strategy.scoring_model.dtype': 'bfloat16',
+  overrides = {'model.dtype': 'bfloat16', 'strategy.pal.scoring_model.dtype': 'bfloat16',
                'train.epochs': 6}
   bf16 = experiment.run(tiny_config('pal', **overrides), str(tmp_path / 'bf16'))
   f32 = experiment.run(tiny_config('pal', **{**overrides, 'model.dtype': 'float32'}),
@@ -286,8 +285,9 @@ def test_bfloat16_run_matches_float32_closely(tmp_path):
 
 def test_candidate_subset_is_random_per_round_and_holds_the_query(tmp_path):
   config = tiny_config('entropy', candidate_subset=50, num_rounds=3)
-  dataset = experiment.load_dataset(config)
-  pool = experiment.initial_state(config, dataset, 30).pool
+  dataset = load_dataset(config)
+  pool = experiment.initial_state(config, dataset.pool_data(), simulated_oracle(config, dataset),
+                                  30).pool
   first = experiment.candidates(config, pool, 0)
   assert first.size == 50 and np.unique(first).size == 50
   assert np.isin(first, pool.unlabeled).all()

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import tiny_config
-from jal import config_util, experiment, initial_pools, pool as pool_lib, rng, sharding
+from conftest import load_dataset, tiny_config
+from jal import initial_pools, rng, selection, sharding, train
 from jal.errors import JalError
-from jal.initial_pools import binned, cluster_allocation, highest_scores, sample_clusters
+from jal.selection import binned, cluster_allocation, highest_scores, sample_clusters
 
 _SETTINGS = settings(max_examples=50, deadline=None)
 SIZE = 20
@@ -98,7 +98,7 @@ def test_binned_takes_size_distinct_and_each_bins_share(n, num_bins, data):
   rank[order] = np.arange(n)
   bounds = np.cumsum([b.size for b in np.array_split(np.arange(n), num_bins)])
   counts = np.bincount(np.searchsorted(bounds, rank[chosen], side='right'), minlength=num_bins)
-  np.testing.assert_array_equal(counts, initial_pools.bin_shares(size, num_bins))
+  np.testing.assert_array_equal(counts, selection.even_split(size, num_bins))
 
 
 def test_binned_rejects_bad_settings():
@@ -190,15 +190,15 @@ def test_sample_clusters_draws_each_share_from_its_cluster(mode, expected):
 def _config(name='random', seed=0, **settings):
   config = tiny_config('random', **{'dataset.image_size': 16, 'dataset.max_train': 200,
                                     'seed': seed})
-  train = dict(epochs=1, batch_size=32, learning_rate=2e-3)
-  config.initial_pool = initial_pools.initial_pool_config(
+  settings_train = dict(epochs=1, batch_size=32, learning_rate=2e-3)
+  config.initial_pool = initial_pools.default_config(
       name=name, size=SIZE, exclude_classes=EXCLUDED, kmeans_n_init=2,
       ssl_model=dict(name='small_cnn', width=4, dtype='float32'),
-      ssl_train=config_util.train_config(optimizer='adam', weight_decay=0.0, momentum=0.0,
-                                         crop_pad=0, **train),
+      ssl_train=train.train_config(optimizer='adam', weight_decay=0.0, momentum=0.0,
+                                   crop_pad=0, **settings_train),
       vae=dict(z_dim=4, width=2, dtype='float32'),
-      vae_train=config_util.train_config(optimizer='adam', weight_decay=0.0, momentum=0.0,
-                                         crop_pad=0, **train),
+      vae_train=train.train_config(optimizer='adam', weight_decay=0.0, momentum=0.0,
+                                   crop_pad=0, **settings_train),
       **settings)
   return config
 
@@ -207,8 +207,19 @@ def _config(name='random', seed=0, **settings):
 def setup(tmp_path_factory):
   with pytest.MonkeyPatch.context() as patch:
     patch.setenv('JAL_CACHE_DIR', str(tmp_path_factory.mktemp('cache')))
-    dataset = experiment.load_dataset(_config())
+    dataset = load_dataset(_config())
   return dataset, sharding.make_mesh()
+
+
+def _eligible(config, dataset):
+  """What the loop passes: the train indices outside the excluded classes."""
+  exclude = np.asarray(tuple(config.initial_pool.get('exclude_classes', ())), np.int64)
+  return np.flatnonzero(~np.isin(dataset.train_labels, exclude))
+
+
+def _select(config, dataset, mesh, size):
+  return initial_pools.select_initial_pool(config, dataset.pool_data(), mesh, size,
+                                           _eligible(config, dataset))
 
 
 # Real scorer results by (scorer, key, settings), and the arguments of each call.
@@ -256,40 +267,40 @@ def test_every_strategy_gives_size_distinct_eligible_indices_deterministically(
     setup, trained_once, name, settings):
   dataset, mesh = setup
   config = _config(name, **settings)
-  chosen = initial_pools.select_initial_pool(config, dataset, mesh, SIZE)
+  chosen = _select(config, dataset, mesh, SIZE)
   assert chosen.dtype == np.int64 and chosen.shape == (SIZE,)
   assert np.all(np.diff(chosen) > 0)  # sorted, distinct
   assert chosen.min() >= 0 and chosen.max() < dataset.num_train
   assert not np.isin(dataset.train_labels[chosen], EXCLUDED).any()
   np.testing.assert_array_equal(
-      initial_pools.select_initial_pool(config, dataset, mesh, SIZE), chosen)
+      _select(config, dataset, mesh, SIZE), chosen)
 
 
 def test_random_is_the_pool_jal_always_drew(setup):
   dataset, mesh = setup
   config = _config('random', seed=3)
-  expected = pool_lib.initial_indices(dataset.train_labels, SIZE,
-                                      rng.numpy_rng(3, 'initial_pool'), EXCLUDED)
+  allowed = np.flatnonzero(~np.isin(dataset.train_labels, EXCLUDED))
+  expected = np.sort(rng.numpy_rng(3, 'initial_pool').choice(allowed, SIZE, replace=False))
   np.testing.assert_array_equal(
-      initial_pools.select_initial_pool(config, dataset, mesh, SIZE), expected)
+      _select(config, dataset, mesh, SIZE), expected)
   # A config whose initial_pool has only size and exclude_classes: random, the same pool.
   config = tiny_config('random', seed=3)
   config.initial_pool = ml_collections.ConfigDict(dict(size=SIZE, exclude_classes=EXCLUDED))
   np.testing.assert_array_equal(
-      initial_pools.select_initial_pool(config, dataset, mesh, SIZE), expected)
+      _select(config, dataset, mesh, SIZE), expected)
 
 
 @pytest.mark.parametrize('name', ['random', 'kmeans'])
 def test_another_seed_gives_another_pool(setup, trained_once, name):
   dataset, mesh = setup
-  pools = [initial_pools.select_initial_pool(_config(name, seed=seed), dataset, mesh, SIZE)
+  pools = [_select(_config(name, seed=seed), dataset, mesh, SIZE)
            for seed in (0, 1)]
   assert not np.array_equal(*pools)
 
 
 def test_pretext_loss_takes_the_highest_rotation_losses(setup, trained_once):
   dataset, mesh = setup
-  chosen = initial_pools.select_initial_pool(_config('pretext_loss'), dataset, mesh, SIZE)
+  chosen = _select(_config('pretext_loss'), dataset, mesh, SIZE)
   losses, _ = _recorded('rotation')[0]
   eligible = ~np.isin(dataset.train_labels, EXCLUDED)
   threshold = np.sort(losses[eligible])[-SIZE]
@@ -300,14 +311,14 @@ def test_pretext_loss_takes_the_highest_rotation_losses(setup, trained_once):
 def test_scorers_are_deterministic_finite_and_compiled_once(setup, trained_once, kind):
   dataset, mesh = setup
   name = 'pretext_loss' if kind == 'rotation' else 'vae_loss'
-  initial_pools.select_initial_pool(_config(name), dataset, mesh, SIZE)  # trains, if not yet
+  _select(_config(name), dataset, mesh, SIZE)  # trains, if not yet
   (losses, features), key, kwargs = _recorded(kind)
   n = dataset.num_train
   assert losses.shape == (n,) and losses.dtype == np.float32
   assert features.shape == ((n, 16) if kind == 'rotation' else (n, 4))  # 4 * width; z_dim
   assert np.isfinite(losses).all() and np.isfinite(features).all() and (losses >= 0).all()
   traces = initial_pools.TRACE_COUNTS[kind]
-  again = _REAL[kind](dataset, mesh, key=key, **kwargs)
+  again = _REAL[kind](dataset.pool_data(), mesh, key=key, **kwargs)
   assert initial_pools.TRACE_COUNTS[kind] == traces  # the scoring pass is not compiled again
   np.testing.assert_array_equal(again[0], losses)
   np.testing.assert_array_equal(again[1], features)
@@ -326,14 +337,14 @@ def test_scorers_are_deterministic_finite_and_compiled_once(setup, trained_once,
 def test_bad_settings_are_one_line_errors_before_any_training(setup, settings, match):
   dataset, mesh = setup
   with pytest.raises(JalError, match=match):
-    initial_pools.select_initial_pool(_config(**settings), dataset, mesh, SIZE)
+    _select(_config(**settings), dataset, mesh, SIZE)
 
 
 def test_a_pool_larger_than_the_eligible_examples_is_refused(setup):
   dataset, mesh = setup
   eligible = int((~np.isin(dataset.train_labels, EXCLUDED)).sum())
   with pytest.raises(JalError, match=rf'config\.initial_pool\.size={eligible + 1}.*{eligible}'):
-    initial_pools.select_initial_pool(_config('pretext_loss'), dataset, mesh, eligible + 1)
+    _select(_config('pretext_loss'), dataset, mesh, eligible + 1)
 
 
 def test_the_vae_refuses_images_below_16_pixels(setup):
@@ -341,11 +352,11 @@ def test_the_vae_refuses_images_below_16_pixels(setup):
   small = dataclasses.replace(dataset, train_images=dataset.train_images[:, :8, :8])
   config = _config('vae_loss')
   with pytest.raises(JalError, match=r'16x16.*config\.dataset\.image_size'):
-    initial_pools.select_initial_pool(config, small, mesh, SIZE)
+    _select(config, small, mesh, SIZE)
 
 
 def test_config_has_every_key_with_its_default():
-  cfg = initial_pools.initial_pool_config()
+  cfg = initial_pools.default_config()
   assert (cfg.name, cfg.size, cfg.exclude_classes) == ('random', 0.1, ())
   assert (cfg.allocation, cfg.num_bins, cfg.score, cfg.features) == (
       'equal', 5, 'pretext_loss', 'rotation')

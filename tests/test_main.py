@@ -16,8 +16,9 @@ from conftest import REPO, strip_timings
 TINY = ['--config.dataset.max_train=300', '--config.dataset.max_test=100',
         '--config.initial_pool.size=30', '--config.budget=20', '--config.num_rounds=4',
         '--config.model.width=4', '--config.train.epochs=4',
-        '--config.strategy.scoring_model.width=4', '--config.strategy.scoring_train.epochs=2',
-        '--config.strategy.finetune.epochs=1', '--config.strategy.name=entropy']
+        '--config.strategy.pal.scoring_model.width=4',
+        '--config.strategy.pal.scoring_train.epochs=2', '--config.strategy.pal.finetune.epochs=1',
+        '--config.strategy.name=entropy']
 
 
 def jal_main(workdir, *flags, wait=True, tmp_path=None):

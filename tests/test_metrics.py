@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jal import metrics
+from jal.data import corruptions
 
 
 def _log(probs) -> np.ndarray:
@@ -217,7 +218,7 @@ def test_gaussian_blur_of_an_impulse(benchmark, severity, sigma):
   size = 2 * int(4.0 * sigma + 0.5) + 5
   images = np.zeros((2, size, size, 2), np.uint8)
   images[0, size // 2, size // 2, 0] = 255
-  out = metrics.gaussian_blur(images, severity, benchmark=benchmark)
+  out = corruptions.gaussian_blur(images, severity, benchmark=benchmark)
   expected = _ref_blurred_impulse(size, sigma)
   got = out[0, :, :, 0].astype(int)
   # Truncated to uint8, not rounded: floor(expected), except within float noise of an integer.
@@ -238,7 +239,7 @@ def test_gaussian_blur_border_is_nearest():
   left = sum(w[:radius + 1]) / sum(w)
   images = np.zeros((1, 6, 20, 1), np.uint8)
   images[:, :, 0] = 255
-  out = metrics.gaussian_blur(images, 2)
+  out = corruptions.gaussian_blur(images, 2)
   assert np.abs(out[0, :, 0, 0].astype(int) - math.floor(255 * left)).max() <= 1
 
 
@@ -246,29 +247,29 @@ def test_gaussian_blur_shape_dtype_constant_and_variance():
   rng = np.random.default_rng(2)
   images = rng.integers(0, 256, size=(3, 16, 16, 3)).astype(np.uint8)
   for severity in range(1, 6):
-    out = metrics.gaussian_blur(images, severity)
+    out = corruptions.gaussian_blur(images, severity)
     assert out.shape == images.shape and out.dtype == np.uint8
     assert out.astype(float).var() < 0.5 * images.astype(float).var()
   constant = np.full((1, 8, 8, 3), 137, np.uint8)
-  out = metrics.gaussian_blur(constant, 3)
+  out = corruptions.gaussian_blur(constant, 3)
   # Truncation (floor) as in Hendrycks & Dietterich: 137 or, after rounding, 136.
   assert set(np.unique(out)) <= {136, 137}
-  assert (metrics.gaussian_blur(np.full((1, 4, 4, 1), 255, np.uint8), 2) >= 254).all()
+  assert (corruptions.gaussian_blur(np.full((1, 4, 4, 1), 255, np.uint8), 2) >= 254).all()
 
 
 @pytest.mark.parametrize('severity', [0, 6, 2.0, True])
 def test_gaussian_blur_rejects_bad_severity(severity):
   with pytest.raises(ValueError, match='severity'):
-    metrics.gaussian_blur(np.zeros((1, 4, 4, 3), np.uint8), severity)
+    corruptions.gaussian_blur(np.zeros((1, 4, 4, 3), np.uint8), severity)
 
 
 def test_gaussian_blur_rejects_bad_images_and_benchmark():
   with pytest.raises(ValueError, match='uint8'):
-    metrics.gaussian_blur(np.zeros((4, 4, 3), np.uint8), 1)
+    corruptions.gaussian_blur(np.zeros((4, 4, 3), np.uint8), 1)
   with pytest.raises(ValueError, match='uint8'):
-    metrics.gaussian_blur(np.zeros((1, 4, 4, 3), np.float32), 1)
+    corruptions.gaussian_blur(np.zeros((1, 4, 4, 3), np.float32), 1)
   with pytest.raises(ValueError, match='benchmark'):
-    metrics.gaussian_blur(np.zeros((1, 4, 4, 3), np.uint8), 1, benchmark='cifar')
+    corruptions.gaussian_blur(np.zeros((1, 4, 4, 3), np.uint8), 1, benchmark='cifar')
 
 
 # ---------------------------------------------------------------- combined

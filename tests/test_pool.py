@@ -10,7 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from jal import oracle, rng
 from jal.errors import JalError
-from jal.pool import Pool, check_query, initial_indices, resolve_count
+from jal.initial_pools import random_pool
+from jal.pool import Pool, check_query, resolve_count
 
 _SETTINGS = settings(max_examples=50, deadline=None)
 
@@ -259,7 +260,14 @@ def test_check_query_rejects_out_of_range_and_2d():
     check_query(pool, np.array([[0, 1]]), 2)
 
 
-# --------------------------------------------------------------------------- initial_indices
+# ----------------------------------------------------------- random initial pools
+
+
+def initial_indices(labels, size, rng_, exclude=()):
+  """A random initial pool outside ``exclude``: the eligible indices the loop
+  passes (`jal.experiment.initial_state`), drawn by `random_pool`."""
+  return random_pool(np.flatnonzero(~np.isin(labels, np.asarray(exclude, np.int64))), size, rng_)
+
 
 
 @st.composite

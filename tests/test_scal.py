@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import sklearn.decomposition
 
-from conftest import tiny_config
-from jal import experiment, losses, rng
+from conftest import load_dataset, tiny_config
+from jal import experiment, rng, selection
 from jal.acquisition import dfm, feature_similarity
 from jal.data import transforms
 from jal.errors import JalError
 from jal.models import ClassifierHead, MultiHeadNet, ProjectionHead, get_backbone
-from jal.strategies import scal
+from jal.objectives import Batch, contrastive as losses
+from jal.objectives.classification import linear_probe_loss
 
 
 def _supcon_reference(z, labels, mask, temperature):
@@ -100,7 +101,7 @@ def test_per_class_lowest_known_answers():
   candidates = np.arange(100, 110)
   predictions = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
   scores = np.array([0.9, 0.1, 0.5, 0.3, 0.2, 0.8, 0.4, 0.6, 0.7, 0.0])
-  select = lambda k, classes=3: feature_similarity.per_class_lowest(
+  select = lambda k, classes=3: selection.per_class_lowest(
       scores, predictions, candidates, k, classes).tolist()
   # budget / K = 2 per class, lowest scores first.
   assert select(6) == [109, 101, 104, 103, 106, 108]
@@ -120,7 +121,7 @@ def test_per_class_lowest_is_balanced_and_distinct_on_random_sets():
     n, k, budget = rng.integers(1, 60), rng.integers(1, 6), rng.integers(0, 70)
     predictions = rng.integers(0, k, n)
     scores = rng.normal(size=n)
-    got = feature_similarity.per_class_lowest(scores, predictions, np.arange(n), budget, k)
+    got = selection.per_class_lowest(scores, predictions, np.arange(n), budget, k)
     assert got.size == min(budget, n) == np.unique(got).size
     taken = np.bincount(predictions[got], minlength=k)
     available = np.bincount(predictions, minlength=k)
@@ -174,8 +175,8 @@ def test_linear_stage_trains_only_the_classifier_on_frozen_features():
   labels, mask = jnp.array([0, 1, 2, 0]), jnp.ones(4)
 
   def loss(params):
-    return scal.linear_classifier_objective(
-        model.apply, {**variables, 'params': params}, x, labels, mask, None, 0.0)
+    return linear_probe_loss(model.apply, {**variables, 'params': params},
+                             Batch(x, labels, mask), None, 0.0)
 
   (value, (batch_stats, metrics)), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(
       variables['params'])
@@ -190,7 +191,7 @@ def test_linear_stage_trains_only_the_classifier_on_frozen_features():
 
 def test_hold_out_classes_relabels_and_returns_the_held_out_test_images():
   config = tiny_config('random')
-  dataset = experiment.load_dataset(config)
+  dataset = load_dataset(config)
   kept, ood = transforms.hold_out_classes(dataset, (1, 8))
   assert kept.num_classes == 8 and kept.class_names == tuple(
       n for i, n in enumerate(dataset.class_names) if i not in (1, 8))
@@ -216,8 +217,8 @@ def test_match_image_shape_converts_grey_and_colour():
 def test_one_round_with_every_evaluation_metric(tmp_path, name):
   config = tiny_config(name, **{'train.epochs': 1, 'evaluation.ood_classes': (9,),
                                 'evaluation.blur_severity': 2,
-                                'strategy.scal_classifier_train.epochs': 2,
-                                'strategy.projection_dim': 8, 'strategy.dfm_components': 2})
+                                'strategy.scal.classifier_train.epochs': 2,
+                                'strategy.scal.projection_dim': 8, 'strategy.dfm.components': 2})
   records = experiment.run(config, str(tmp_path))
   assert [r['query_size'] for r in records] == [20, 0]
   for record in records:
@@ -240,8 +241,8 @@ def test_one_round_with_every_evaluation_metric(tmp_path, name):
     ({'evaluation.blur_severity': 6}, 'severity must be an int in 1..5'),
     ({'evaluation.ood_classes': (0, 0)}, 'must be distinct classes'),
     ({'evaluation.ood_classes': (1,), 'evaluation.ood_dataset': 'mnist'}, 'not both'),
-    ({'strategy.name': 'scal', 'strategy.contrastive_temperature': 0.0}, 'must be positive'),
-    ({'strategy.name': 'dfm', 'strategy.dfm_components': 0}, 'dfm_components=0'),
+    ({'strategy.name': 'scal', 'strategy.scal.temperature': 0.0}, 'must be positive'),
+    ({'strategy.name': 'dfm', 'strategy.dfm.components': 0}, 'components=0'),
 ])
 def test_bad_evaluation_and_strategy_settings_give_one_line_errors(tmp_path, overrides,
                                                                    message):

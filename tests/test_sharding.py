@@ -12,26 +12,28 @@ from conftest import REPO
 SCRIPT = textwrap.dedent('''
     import jax, numpy as np
     assert jax.device_count() == 8, jax.devices()
-    from jal import config_util, sharding, training
+    from jal import sharding, train
+    from jal.data import ImageSpec
     from jal.models import ClassifierHead, MultiHeadNet, RotationHead, get_backbone
-    from jal.strategies import pal
+    from jal.objectives import pretext
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (64, 8, 8, 1), dtype=np.uint8)
     labels = rng.integers(0, 3, 64).astype(np.int32)
     mean, std = np.full(1, .5, np.float32), np.full(1, .25, np.float32)
-    cfg = config_util.train_config(batch_size=16, epochs=2, learning_rate=0.05, crop_pad=1)
+    cfg = train.train_config(batch_size=16, epochs=2, learning_rate=0.05, crop_pad=1)
 
     def run(devices):
       mesh = sharding.make_mesh(devices)
       model = MultiHeadNet(get_backbone('small_cnn', width=4),
                            {'classifier': ClassifierHead(3), 'rotation': RotationHead()})
-      trainer = training.Trainer(model, cfg, pal.scoring_loss, mean, std, True, mesh, (8, 8, 1))
+      trainer = train.Trainer(model, pretext.scoring_loss, cfg, ImageSpec((8, 8, 1), mean, std, True),
+                              mesh)
       imgs = jax.device_put(images, sharding.replicated(mesh))
       labs = jax.device_put(labels, sharding.replicated(mesh))
       state = trainer.init(jax.random.key(0))
-      state, metrics = training.fit(trainer, state, imgs, labs, np.arange(40), epochs=2,
-                                    key=jax.random.key(2))
+      state, metrics = train.fit(trainer, state, imgs, labs, np.arange(40), epochs=2,
+                                 key=jax.random.key(2))
       logits = trainer.predict(state.variables, imgs, np.arange(64),
                                lambda o: o['classifier'], 16)
       return jax.device_get(state.params), logits, metrics
@@ -63,8 +65,7 @@ MULTI_PROCESS = textwrap.dedent('''
     assert (jax.process_count(), jax.device_count(), jax.local_device_count()) == (2, 4, 2)
     sys.path.insert(0, 'tests')
     from conftest import strip_timings, tiny_config
-    from jal import experiment, progress
-    progress.set_enabled(False)
+    from jal import experiment
     records = experiment.run(tiny_config('pal'), workdir)
     print('RECORDS', json.dumps(strip_timings(records)))
 ''')

@@ -11,9 +11,10 @@ import numpy as np
 import optax
 import pytest
 
-from jal import inference, optim, rng
+from jal import rng
+from jal.train import inference, optim
 from jal.errors import JalError
-from jal.training import masked_mean
+from jal.objectives import masked_mean
 
 
 # --------------------------------------------------------------------------- masked_mean
@@ -27,6 +28,17 @@ def test_masked_mean_ignores_masked_entries():
   chex.assert_trees_all_close(fn(values, jnp.ones(5)), jnp.float32(56.0 / 5))
   # A fully masked batch gives 0, not NaN.
   chex.assert_trees_all_close(fn(values, jnp.zeros(5)), jnp.float32(0.0))
+
+
+def test_masked_mean_drops_padding_that_holds_inf_or_nan_and_weighs_by_the_mask():
+  values = jnp.array([1.0, jnp.inf, 3.0, jnp.nan])
+  mask = jnp.array([1.0, 0.0, 1.0, 0.0])
+  chex.assert_trees_all_close(jax.jit(masked_mean)(values, mask), jnp.float32(2.0))
+  grad = jax.jit(jax.grad(lambda v: masked_mean(v, mask)))(values)
+  assert np.isfinite(np.asarray(grad)).all()
+  # Fractional weights: sum(m v) / sum(m).
+  chex.assert_trees_all_close(masked_mean(jnp.array([1.0, 4.0]), jnp.array([0.25, 0.75])),
+                              jnp.float32(3.25))
 
 
 def test_masked_mean_gradient_is_zero_on_masked_entries():

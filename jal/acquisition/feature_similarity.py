@@ -1,4 +1,4 @@
-"""SCAL's and FeatureSim's acquisition function (paper 002, Sec. 3.1, Eq. 2).
+"""SCAL's and FeatureSim's acquisition function (Krishnan et al. 2021, Sec. 3.1, Eq. 2).
 
 Krishnan et al., "Mitigating Sampling Bias and Improving Robustness in Active
 Learning" score each candidate ``x`` by its similarity to the labeled
@@ -18,8 +18,8 @@ Two points the paper leaves open, settled here:
 - A candidate predicted as a class with no labeled example has the maximum
   over an empty set, ``-inf``: nothing labeled resembles it, so it comes
   first within its class.
-- When a class has fewer candidates than its share, `per_class_lowest`
-  gives its unused share to the other classes equally (water-filling); see
+- When a class has fewer candidates than its share,
+  `jal.selection.per_class_lowest` gives its unused share to the other classes equally (water-filling); see
   there.
 """
 
@@ -29,25 +29,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jal import selection
+from jal.models.layers import l2_normalize
 
 # Labeled examples per step of the running maximum: the similarity block is
 # ``[n, LABELED_BLOCK]`` float32.
 LABELED_BLOCK = 1024
 
 
-def _unit(x: jax.Array) -> jax.Array:
-  x = x.astype(jnp.float32)
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 @jax.jit
 def _class_max_cosine(features, predictions, labeled_blocks, label_blocks):
-  queries = _unit(features)
+  queries = l2_normalize(features)
 
   def step(best, block):
     keys, key_labels = block
-    similarity = queries @ _unit(keys).T
+    similarity = queries @ l2_normalize(keys).T
     same = predictions[:, None] == key_labels[None, :]
     return jnp.maximum(best, jnp.max(jnp.where(same, similarity, -jnp.inf), axis=1)), None
 
@@ -107,61 +102,3 @@ def class_similarity_scores(features: np.ndarray, predictions: np.ndarray,
                              keys.reshape(-1, block, features.shape[1]),
                              key_labels.reshape(-1, block))
   return np.asarray(scores)
-
-
-def per_class_lowest(scores: np.ndarray, predictions: np.ndarray, candidates: np.ndarray,
-                     budget: int, num_classes: int) -> np.ndarray:
-  """SCAL's selection (paper 002, App. A.4): ``budget / K`` lowest scores per predicted class.
-
-  Shares are equal across the ``K = num_classes`` classes, by water-filling:
-  the largest level ``L`` with ``sum_k min(n_k, L) <= budget`` (``n_k`` the
-  candidates predicted ``k``) takes the ``L`` lowest-scoring candidates of
-  every class (all of a class with ``n_k <= L``), so a class with too few
-  candidates gives what it cannot use to every other class equally. The
-  ``R < K`` picks still owed then go one each to the classes whose next
-  candidate in line has the lowest score. With enough candidates in every
-  class this is ``budget // K`` per class plus one for ``budget % K`` classes.
-  Ties go to the candidate listed first, and between classes to the lower class.
-
-  Args:
-    scores: float ``[n]``; lower is queried first (``-inf`` allowed).
-    predictions: int ``[n]`` in ``[0, num_classes)``.
-    candidates: int ``[n]``, pool indices.
-    budget: how many to select (clipped to ``n``).
-    num_classes: ``K``.
-
-  Returns:
-    int64 ``[min(budget, n)]`` distinct candidates, sorted by score
-    (lowest first).
-
-  Raises:
-    ValueError: mismatched shapes, a NaN score or a prediction out of range.
-  """
-  scores = np.asarray(scores, np.float64)
-  predictions = np.asarray(predictions)
-  candidates = np.asarray(candidates, np.int64)
-  if scores.shape != candidates.shape or predictions.shape != candidates.shape:
-    raise ValueError(f'{scores.shape} scores and {predictions.shape} predictions for '
-                     f'{candidates.shape} candidates')
-  if np.isnan(scores).any():
-    raise ValueError('a score is NaN')
-  if predictions.size and not 0 <= predictions.min() <= predictions.max() < num_classes:
-    raise ValueError(f'predictions must be in [0, {num_classes})')
-  k = min(int(budget), candidates.size)
-  position = np.arange(candidates.size)
-  # Within each class, candidates by ascending score (ties: listed first).
-  order = np.lexsort((position, scores, predictions))
-  counts = np.bincount(predictions, minlength=num_classes)
-  starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-  rank = np.empty(candidates.size, np.int64)
-  rank[order] = position - np.repeat(starts, counts)  # rank within its class
-  level = selection.water_level(counts, k)
-  chosen = rank < level
-  owed = k - int(chosen.sum())
-  if owed:
-    next_in_line = np.flatnonzero(rank == level)
-    by_score = np.lexsort((predictions[next_in_line], scores[next_in_line]))
-    chosen[next_in_line[by_score[:owed]]] = True
-  picked = np.flatnonzero(chosen)
-  return candidates[picked[np.lexsort((picked, scores[picked]))]]
-

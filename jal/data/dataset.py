@@ -68,6 +68,59 @@ class Dataset:
   def num_train(self) -> int:
     return int(self.train_images.shape[0])
 
+  @property
+  def spec(self) -> 'ImageSpec':
+    return ImageSpec(self.image_shape, self.mean, self.std, self.flip)
+
+  def pool_data(self) -> 'PoolData':
+    """What the learner may see of this dataset: the pool's images, never a label."""
+    return PoolData(self.name, self.train_images, self.class_names, self.spec)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImageSpec:
+  """How a network sees the images: their shape, normalisation and flips.
+
+  Attributes:
+    shape: ``(H, W, C)``.
+    mean: float32 ``[C]``, per-channel mean of the train images, in [0, 1] units.
+    std: float32 ``[C]``, per-channel standard deviation, same units.
+    flip: whether a horizontal flip preserves the label (False for digits).
+  """
+
+  shape: tuple[int, int, int]
+  mean: np.ndarray
+  std: np.ndarray
+  flip: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolData:
+  """The train split as the learner (strategies, initial pools) sees it: no labels.
+
+  The true labels are the oracle's (`jal.oracle`); a strategy gets this view
+  and the labels the oracle has answered, so it cannot read the hidden ones.
+
+  Attributes:
+    name: the dataset's name.
+    images: uint8 ``[N, H, W, C]``, the pool (host memory).
+    class_names: one name per class, in label order (fixed at the start).
+    spec: shape and normalisation of the images.
+  """
+
+  name: str
+  images: np.ndarray
+  class_names: tuple[str, ...]
+  spec: ImageSpec
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+  @property
+  def num_train(self) -> int:
+    return int(self.images.shape[0])
+
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
   """Per-channel mean and standard deviation of uint8 images, in [0, 1] units.

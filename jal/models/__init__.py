@@ -1,8 +1,9 @@
-"""Backbones and heads, as flax.linen modules.
+"""Networks, as flax.linen modules: backbones, heads, discriminators, the VAE.
 
 A backbone maps normalised images ``[B, H, W, C]`` to `Features` (no
 classifier); heads read `Features`; `MultiHeadNet` combines one backbone with
-named heads.
+named heads; `Ensemble` trains M copies of a network as one. The layers the
+networks share are in `jal.models.layers`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jal.errors import JalError
-from jal.models.features import Features
+from jal.models.discriminators import LatentDiscriminator, MLPDiscriminator
 from jal.models.ensemble import Ensemble
-from jal.models.heads import (ClassifierHead, LossPredictionHead, MultiHeadNet, ProjectionHead,
-                              RotationHead)
-from jal.models.mal import CosineClassifier, MLPDiscriminator
+from jal.models.features import Features
+from jal.models.heads import (ClassifierHead, CosineClassifier, LossPredictionHead, MultiHeadNet,
+                              ProjectionHead, RotationHead)
 from jal.models.resnet import ResNet18
 from jal.models.small_cnn import SmallCNN
-from jal.models.vae import VAE, LatentDiscriminator
+from jal.models.vae import VAE
 from jal.models.vgg import VGG16
 
 __all__ = [

@@ -7,14 +7,11 @@ differ in their initialisation: one ``init`` key is split into M keys, and
 every variable gets a leading member axis of size M. One compiled train step
 updates all M.
 
-How the members are run is a measured choice per backend. On GPU/TPU they
-are vmapped over the member axis (one batched program). On CPU, XLA turns
-the vmapped convolutions (batched kernels) into grouped convolutions: a train
-step of three vmapped members took 2,389 ms against 60 ms for one member
-(40x; width-16 small CNN, batch 64, 2 CPU cores, with another job running),
-while the three run one after another inside the same compiled step took 184
-ms (3.1x); ``python experiments/ensemble_step.py``. Both give the same
-variables layout and the same numbers.
+How the members are run is the backend's choice (`jal.platform.vectorized_members`):
+vmapped over the member axis on GPU/TPU, one after another inside the same
+compiled step on CPU, where vmapped convolutions become slow grouped
+convolutions (measured in ``BENCHMARKS.md``). Both give the same variables
+layout and the same numbers.
 """
 
 from __future__ import annotations
@@ -25,6 +22,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jal import platform
 
 
 def _member(tree: Any, m: int) -> Any:
@@ -49,8 +48,8 @@ class Ensemble:
       ``'classifier'`` head.
     num_members: M.
     vectorize: vmap the members (True) or run them one after another in the
-      same compiled function (False); None (default): vmap on GPU/TPU, not on
-      CPU (see the module docstring).
+      same compiled function (False); None (default): the backend's choice
+      (`jal.platform.vectorized_members`).
   """
 
   member: nn.Module
@@ -58,7 +57,7 @@ class Ensemble:
   vectorize: bool | None = None
 
   def _vectorized(self) -> bool:
-    return jax.default_backend() != 'cpu' if self.vectorize is None else self.vectorize
+    return platform.vectorized_members(self.vectorize)
 
   def init(self, rngs: dict[str, jax.Array], x: jax.Array, train: bool = False) -> dict:
     """Variables of M members drawn from M keys split from ``rngs['params']``.

@@ -1,4 +1,8 @@
-"""Heads on top of a backbone's features, and the network that combines them."""
+"""Heads on top of a backbone's features, and the network that combines them.
+
+Every head is called as ``head(features, train=train, **head_args)`` with
+the backbone's `Features` and returns an array with a leading batch axis.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ import jax.numpy as jnp
 from flax.core import FrozenDict
 
 from jal.errors import JalError
-from jal.models.dropout import mc_dropout
 from jal.models.features import Features
+from jal.models.layers import gradient_reversal, l2_normalize, mc_dropout
 
 
 class ClassifierHead(nn.Module):
@@ -83,8 +87,7 @@ class ProjectionHead(nn.Module):
     del train
     x = features.pooled.astype(jnp.float32)
     x = nn.relu(nn.Dense(self.hidden or x.shape[-1], name='fc1')(x))
-    x = nn.Dense(self.dim, name='fc2')(x)
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return l2_normalize(nn.Dense(self.dim, name='fc2')(x))
 
 
 class LossPredictionHead(nn.Module):
@@ -126,6 +129,73 @@ class LossPredictionHead(nn.Module):
       x = jnp.where(stop_gradient, jax.lax.stop_gradient(x), x)
       pooled.append(nn.relu(nn.Dense(self.width, name=f'block{index + 1}_fc')(x)))
     return nn.Dense(1, name='fc')(jnp.concatenate(pooled, axis=-1))[:, 0]
+
+
+class CosineClassifier(nn.Module):
+  """MAL's classifier C (paper 003, Sec. 3.1, Eq. 1).
+
+  ``logits = W^T f / (||f|| T)``: the features are ℓ2-normalised, multiplied
+  by the prototype matrix ``W`` (``[D, K]``, no bias) and divided by the
+  temperature ``T``; the softmax of the logits is Eq. 1's ``p``. As in Eq. 1
+  only the features are normalised, not the columns of ``W`` (nor does MME,
+  Saito et al. ICCV 2019, which MAL follows for C, normalise them in the
+  forward pass); so a logit is ``||w_k|| cos(w_k, f) / T``.
+  ``normalize_weights=True`` also normalises each column ``w_k`` (Chen et al.
+  ICLR 2019's Baseline++, MAL's ref. [8]): logits are then exactly cosines
+  over ``T``.
+
+  ``hidden``: MAL's appendix (App. B) gives C 156.93K parameters with
+  ResNet-18 on CIFAR-100, which is exactly a fully connected layer 512 -> 256
+  with bias before the prototypes (131,328 + 256 x 100 = 156,928): the
+  structure of MME's ``Predictor_deep``, where the normalised vector is that
+  layer's output. Eq. 1 has no such layer; ``hidden=None`` (default) is Eq. 1
+  as written, ``hidden=256`` the appendix's C.
+
+  Attributes:
+    num_classes: ``K``.
+    temperature: ``T`` > 0. MAL does not give its value; the default 0.05 is
+      MME's.
+    normalize_weights: also ℓ2-normalise the columns of ``W`` (default False,
+      as in Eq. 1).
+    hidden: units of a fully connected layer (with bias, no activation)
+      before the normalisation; None: none.
+  """
+
+  num_classes: int
+  temperature: float = 0.05
+  normalize_weights: bool = False
+  hidden: int | None = None
+
+  @nn.compact
+  def __call__(self, features: Features | jax.Array, train: bool = False,
+               reverse_gradient: float | jax.Array | None = None) -> jax.Array:
+    """Computes class logits.
+
+    Args:
+      features: a backbone's `Features` (reads ``pooled``) or float features
+        ``[B, D]``.
+      train: unused (every head takes it).
+      reverse_gradient: if given, the features pass through a gradient
+        reversal layer of this weight first (`jal.models.layers.gradient_reversal`):
+        MAL's minimax entropy puts it between F and C (Sec. 3.1).
+
+    Returns:
+      float32 logits ``[B, num_classes]``; without ``hidden``, invariant to
+      scaling the features by any positive constant.
+    """
+    del train
+    f = features.pooled if isinstance(features, Features) else features
+    f = jnp.asarray(f).astype(jnp.float32)
+    if reverse_gradient is not None:
+      f = gradient_reversal(f, reverse_gradient)
+    if self.hidden is not None:
+      f = nn.Dense(self.hidden, name='hidden')(f)
+    f = l2_normalize(f)
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (f.shape[-1], self.num_classes),
+                        jnp.float32)
+    if self.normalize_weights:
+      kernel = l2_normalize(kernel, axis=0)
+    return f @ kernel / self.temperature
 
 
 class MultiHeadNet(nn.Module):

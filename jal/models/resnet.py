@@ -20,38 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jal.models.dropout import mc_dropout
 from jal.models.features import Features
-
-# PyTorch's BatchNorm2d defaults (momentum 0.1 on the new value, eps 1e-5) in
-# flax's convention (momentum on the running value).
-_BN_MOMENTUM = 0.9
-_BN_EPSILON = 1e-5
-# PyTorch's padding=1 for a 3x3 conv; flax's 'SAME' would pad (0, 1) at stride 2,
-# which samples different pixels than the reference.
-PAD1 = ((1, 1), (1, 1))
-
-
-def batch_norm(train: bool, dtype: Any, name: str | None = None) -> nn.BatchNorm:
-  """BatchNorm with PyTorch's defaults (Ioffe & Szegedy 2015), shared by all backbones.
-
-  Args:
-    train: normalise with the batch statistics and update the running averages
-      (True) or normalise with the running averages (False).
-    dtype: compute dtype; scale, bias and the running averages stay float32.
-    name: the submodule's name.
-
-  Returns:
-    An unbound `nn.BatchNorm` to call on ``[B, H, W, C]`` arrays.
-  """
-  return nn.BatchNorm(
-      use_running_average=not train,
-      momentum=_BN_MOMENTUM,
-      epsilon=_BN_EPSILON,
-      dtype=dtype,
-      param_dtype=jnp.float32,
-      name=name,
-  )
+from jal.models.layers import PAD1, batch_norm, mc_dropout
 
 
 class BasicBlock(nn.Module):

@@ -8,10 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jal.models.dropout import mc_dropout
 from jal.models.features import Features
-from jal.models.resnet import PAD1, batch_norm
-from jal.models.vgg import max_pool_2x2
+from jal.models.layers import conv_bn_relu, max_pool_2x2
 
 
 class SmallCNN(nn.Module):
@@ -28,7 +26,7 @@ class SmallCNN(nn.Module):
     dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32 and
       ``pooled`` is returned in float32.
     dropout_rate: MC dropout after every conv's activation, active only with
-      a ``'dropout'`` PRNG stream (`jal.models.dropout`); 0 (default): none.
+      a ``'dropout'`` PRNG stream (`jal.models.layers.mc_dropout`); 0 (default): none.
   """
 
   width: int = 32
@@ -53,12 +51,10 @@ class SmallCNN(nn.Module):
     blocks = []
     for stage, multiplier in enumerate((1, 2, 4)):
       for index in range(2):
-        x = nn.Conv(
-            self.width * multiplier, (3, 3), padding=PAD1, use_bias=True,
-            dtype=self.dtype, param_dtype=jnp.float32,
-            name=f'stage{stage + 1}_conv{index + 1}')(x)
-        x = nn.relu(batch_norm(train, self.dtype, f'stage{stage + 1}_bn{index + 1}')(x))
-        x = mc_dropout(self, x, self.dropout_rate)
+        x = conv_bn_relu(self, x, self.width * multiplier, train=train, dtype=self.dtype,
+                         dropout_rate=self.dropout_rate,
+                         conv_name=f'stage{stage + 1}_conv{index + 1}',
+                         bn_name=f'stage{stage + 1}_bn{index + 1}')
       if stage < 2:
         x = max_pool_2x2(x)
       blocks.append(x)

@@ -1,9 +1,9 @@
-"""VAAL's β-VAE and latent discriminator, with TA-VAAL's rank conditioning.
+"""VAAL's β-VAE, with TA-VAAL's rank conditioning of the decoder.
 
 VAAL: Sinha, Ebrahimi & Darrell, "Variational Adversarial Active Learning",
-ICCV 2019. TA-VAAL: Kim et al., CVPR 2021 (paper 004), which feeds the
-normalised rank ``r = sigmoid(R(x))`` of its ranker to the VAE's decoder and to
-the discriminator (Eqs. 3-7).
+ICCV 2019. TA-VAAL: Kim et al., CVPR 2021, which feeds the normalised rank
+``r = sigmoid(R(x))`` of its ranker to the VAE's decoder and to the
+discriminator (Eqs. 3-7; the discriminator is in `jal.models.discriminators`).
 
 The layer sizes follow VAAL's public reference implementation (sinhasam/vaal,
 ``model.py``), which the paper does not spell out: an encoder of four 4x4
@@ -16,11 +16,9 @@ batch norm and ReLU, and a 1x1 convolution to the image's channels, with no
 output activation (the reconstruction is compared with the normalised image
 by mean squared error).
 
-Batch norm uses PyTorch's defaults (`jal.models.resnet.batch_norm`).
-Initialisation: flax defaults for the VAE (every convolution is followed by
-batch norm, which removes the scale of its initial weights);
-He-normal (``kaiming_normal``) weights and zero biases for the discriminator,
-as in the reference.
+Batch norm uses PyTorch's defaults (`jal.models.layers.batch_norm`).
+Initialisation: flax defaults (every convolution is followed by batch norm,
+which removes the scale of its initial weights).
 """
 
 from __future__ import annotations
@@ -33,10 +31,8 @@ import jax
 import jax.numpy as jnp
 
 from jal.errors import JalError
-from jal.models.resnet import PAD1, batch_norm
+from jal.models.layers import PAD1, batch_norm, concat_condition
 
-# He-normal (Kaiming-normal, fan-in, untruncated), VAAL's init of its discriminator.
-HE_NORMAL = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
 # Each of the encoder's four stride-2 convolutions maps a side s to floor(s / 2).
 _MIN_SIDE = 16
 
@@ -89,16 +85,6 @@ class ConvTranspose4x4(nn.Module):
     b, h, w, _ = y.shape
     y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
     return y.reshape(b, 2 * h, 2 * w, self.features)
-
-
-def _concat_condition(z: jax.Array, condition: jax.Array | None) -> jax.Array:
-  if condition is None:
-    return z
-  condition = jnp.asarray(condition, jnp.float32)
-  if condition.ndim != 2 or condition.shape[0] != z.shape[0]:
-    raise JalError(f'condition must have shape [B, k] with B = {z.shape[0]}, '
-                   f'got {condition.shape}')
-  return jnp.concatenate([z, condition], axis=-1)
 
 
 class VAEEncoder(nn.Module):
@@ -226,7 +212,7 @@ class VAE(nn.Module):
     Returns:
       float32 ``[B, H, W, C]``.
     """
-    return self.decoder(_concat_condition(z, condition), train)
+    return self.decoder(concat_condition(z, condition), train)
 
   def __call__(self, x: jax.Array, train: bool, condition: jax.Array | None = None
                ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -262,46 +248,3 @@ class VAE(nn.Module):
       eps = jax.random.normal(self.make_rng('sample'), mu.shape, jnp.float32)
       z = mu + jnp.exp(0.5 * logvar) * eps
     return self.decode(z, train, condition), mu, logvar
-
-
-class LatentDiscriminator(nn.Module):
-  """VAAL's discriminator on the latent code, ``D(z)``, or TA-VAAL's ``D(r, z)``.
-
-  An MLP: ``num_hidden`` layers of ``width`` units with ReLU, then one output
-  unit. The default (two hidden layers of 512: Linear(z, 512)-ReLU-
-  Linear(512, 512)-ReLU-Linear(512, 1)) is VAAL's current reference code
-  (``model.py``); an earlier version of that file had four hidden layers,
-  which is the "5-layer MLP" TA-VAAL's paper (Sec. 4.1) reports (its public
-  code has two): use ``num_hidden=4`` for that. The reference ends with a
-  sigmoid; this returns the logit, and the losses in `jal.adversarial` apply
-  the sigmoid stably. ``D -> 1`` means labeled.
-
-  Attributes:
-    width: units of each hidden layer (512 in VAAL).
-    num_hidden: number of hidden layers.
-  """
-
-  width: int = 512
-  num_hidden: int = 2
-
-  @nn.compact
-  def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
-    """Scores latents.
-
-    Args:
-      z: float ``[B, z_dim]`` (VAAL and TA-VAAL feed the posterior mean ``mu``).
-      condition: optional float ``[B, k]`` (TA-VAAL: the normalised rank
-        ``r``), concatenated after ``z`` (TA-VAAL Eq. 3). Give it at ``init``
-        too.
-
-    Returns:
-      float32 logits ``[B]``; ``sigmoid(logit)`` is the probability that the
-      example is labeled.
-
-    Raises:
-      JalError: ``condition`` is not ``[B, k]``.
-    """
-    x = _concat_condition(jnp.asarray(z, jnp.float32), condition)
-    for index in range(self.num_hidden):
-      x = nn.relu(nn.Dense(self.width, kernel_init=HE_NORMAL, name=f'fc{index + 1}')(x))
-    return nn.Dense(1, kernel_init=HE_NORMAL, name='out')(x)[:, 0]

@@ -19,32 +19,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jal.models.dropout import mc_dropout
 from jal.models.features import Features
-from jal.models.resnet import PAD1, batch_norm
+from jal.models.layers import conv_bn_relu, max_pool_2x2
 
 # Channels of each conv of each group, as multiples of `width` (64 in VGG-16:
 # 64,64,M,128,128,M,256,256,256,M,512,512,512,M,512,512,512,M).
 _GROUPS = ((1, 1), (2, 2), (4, 4, 4), (8, 8, 8), (8, 8, 8))
-
-
-def max_pool_2x2(x: jax.Array) -> jax.Array:
-  """2x2 max-pool with stride 2 that leaves an axis of size 1 alone.
-
-  Like PyTorch's ``MaxPool2d(2, 2)`` (odd sizes round down), except that an
-  axis that is already 1 pixel long is not pooled, so that small inputs (8x8
-  digits, 28x28 MNIST) get through all of VGG's pools.
-
-  Args:
-    x: array with shape ``[B, H, W, C]``.
-
-  Returns:
-    Array with shape ``[B, H // 2 or 1, W // 2 or 1, C]``, same dtype.
-  """
-  window = tuple(2 if size >= 2 else 1 for size in x.shape[1:3])
-  if window == (1, 1):
-    return x
-  return nn.max_pool(x, window, strides=window, padding='VALID')
 
 
 class VGG16(nn.Module):
@@ -62,7 +42,7 @@ class VGG16(nn.Module):
     dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32 and
       ``pooled`` is returned in float32.
     dropout_rate: MC dropout after every conv's activation, active only with
-      a ``'dropout'`` PRNG stream (`jal.models.dropout`); 0 (default): none.
+      a ``'dropout'`` PRNG stream (`jal.models.layers.mc_dropout`); 0 (default): none.
   """
 
   width: int = 64
@@ -86,12 +66,10 @@ class VGG16(nn.Module):
     blocks = []
     for group, multipliers in enumerate(_GROUPS):
       for index, multiplier in enumerate(multipliers):
-        name = f'group{group + 1}_conv{index + 1}'
-        x = nn.Conv(
-            self.width * multiplier, (3, 3), padding=PAD1, use_bias=True,
-            dtype=self.dtype, param_dtype=jnp.float32, name=name)(x)
-        x = nn.relu(batch_norm(train, self.dtype, f'group{group + 1}_bn{index + 1}')(x))
-        x = mc_dropout(self, x, self.dropout_rate)
+        x = conv_bn_relu(self, x, self.width * multiplier, train=train, dtype=self.dtype,
+                         dropout_rate=self.dropout_rate,
+                         conv_name=f'group{group + 1}_conv{index + 1}',
+                         bn_name=f'group{group + 1}_bn{index + 1}')
       x = max_pool_2x2(x)
       blocks.append(x)
     pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))

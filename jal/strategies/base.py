@@ -1,38 +1,43 @@
 """The strategy interface: the unit of extension of jal.
 
-A strategy decides which unlabeled examples to query. The methods of the
-catalogue fall in three kinds, and each is written against the same three
-hooks, with no special case in the experiment loop:
+A strategy decides which unlabeled examples to query. It is built once per
+experiment (`jal.strategies.build`) and gets the pool's images without their
+labels (`jal.data.PoolData`), the task (`jal.task.Task`), the device mesh
+and its settings (its own section of ``config.strategy``). The loop then
+asks it, every round, for three things:
 
-1. Strategies that only score with the task model (entropy, least confidence,
-   margin, BALD, CoreSet, FeatureSim, DFM) implement `query` alone and call
-   ``ctx.task.predict`` with a function of the task model's outputs.
-2. Strategies that change the task model or how it is trained (Learning
-   Loss, TA-VAAL's ranker, SCAL, MAL, MC dropout, ensembles) also override
-   `task_heads` (extra heads on the task model's backbone, e.g. a
-   loss-prediction module or a projection head), `task_model` (the whole
-   network: dropout in the backbone, M vmapped members) and `task_loss` (the
-   training objective, which sees every head's output).
-   A strategy that needs a different training loop altogether overrides
-   `fit_task_model`.
-3. Strategies that train networks of their own build them once in
-   ``__init__`` (so their compiled steps are reused every round) and train
-   them inside `query` (PAL's scoring network), or, when the networks learn
-   together with the task model or before it, inside `fit_task_model`
-   (VAAL's and TA-VAAL's VAE and discriminator, MAL's encoder, classifier
-   and discriminator: `jal.two_pool`).
+- `task_spec`, once: the task model, its loss, what is frozen when and how
+  many augmented views each step sees. The base class builds the task
+  model's `jal.train.Trainer` from it (``self.trainer``), compiled once.
+- `fit`: train the task model on the labeled pool. The default is
+  `jal.train.fit`; a strategy whose own networks learn with or before the
+  task model (VAAL, TA-VAAL, MAL, SCAL's two stages) overrides it and
+  returns them in `Fit.aux`, which the loop hands to the same round's query
+  in `RoundContext.fitted`. Nothing travels between the two as an
+  attribute of the strategy.
+- `query`: choose indices among ``ctx.candidates``.
 
-A strategy object lives for the whole experiment. It must keep no state that
-the next round depends on other than what the loop checkpoints (the pool),
-so that a resumed run is identical to an uninterrupted one. (Networks trained
-in `fit_task_model` and read by the same round's `query` are such state
-within a round; a resumed round trains them again.)
+The methods of the catalogue come in three kinds:
+
+1. Score-only strategies (entropy, margin, least confidence, CoreSet,
+   FeatureSim, DFM): `query` alone, with `ScoreStrategy` when the score is a
+   function of the task model's outputs.
+2. Strategies that change the task model or how it is trained (MC dropout,
+   ensembles, Learning Loss, TA-VAAL's ranker, SCAL, MAL): `task_spec`, and
+   `fit` when the training differs.
+3. Strategies that train networks of their own (PAL's scoring network,
+   VAAL's VAE and discriminator, MAL's discriminator): they build them and
+   their compiled steps in ``__init__`` and train them in `query` or `fit`.
+
+A strategy keeps no state across rounds: everything the next round depends
+on is in the pool, which the loop checkpoints, so a resumed run is identical
+to an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Mapping
 
 import flax.linen as nn
 import jax
@@ -40,10 +45,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jal import rng, selection, training
-from jal.data import Dataset
-from jal.models import ClassifierHead, MultiHeadNet, get_backbone
+from jal import rng, selection
+from jal.data import PoolData
+from jal.models import MultiHeadNet, get_backbone
+from jal.objectives import LossFn
 from jal.pool import Pool
+from jal.task import Task
+from jal.train import Trainer, TrainState, fit
 
 
 def log_probabilities(outputs: dict[str, jax.Array]) -> jax.Array:
@@ -51,15 +59,61 @@ def log_probabilities(outputs: dict[str, jax.Array]) -> jax.Array:
   return jax.nn.log_softmax(outputs['classifier'].astype(jnp.float32), axis=-1)
 
 
+def features(outputs: dict[str, jax.Array]) -> jax.Array:
+  """float32 ``[B, D]``: the pooled features before the last fully connected layer."""
+  return outputs['features']
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+  """How a strategy's task model is built and trained.
+
+  Attributes:
+    model: the network, called as ``model.apply(variables, x, train=...)``;
+      it returns a dict with at least ``'classifier'`` (what the loop
+      evaluates) and ``'features'``.
+    loss: its objective (`jal.objectives.LossFn`).
+    freeze_after: top-level parameter name -> fraction of the epochs after
+      which it gets no update (TA-VAAL's ranker: ``{'heads_loss_prediction': 0.8}``).
+    views: augmented views of each image per train step (2 for SCAL's
+      supervised contrastive loss).
+  """
+  model: nn.Module
+  loss: LossFn
+  freeze_after: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  views: int = 1
+
+
+@dataclasses.dataclass
+class Fit:
+  """What a round's fit returns.
+
+  Attributes:
+    state: the task model's trained `jal.train.TrainState`.
+    metrics: its last epoch's metrics (and those of any network trained
+      with it, prefixed), for ``results.jsonl``.
+    aux: what the same round's query needs from the fit (VAAL's VAE and
+      discriminator, MAL's networks); the loop hands it over as
+      `RoundContext.fitted`.
+  """
+  state: TrainState
+  metrics: dict[str, float]
+  aux: Any = None
+
+
 @dataclasses.dataclass
 class TaskModel:
   """The trained task model of a round: its trainer and its variables."""
-  trainer: training.Trainer
+  trainer: Trainer
   variables: Any
   batch_size: int
 
   def predict(self, images: jax.Array, indices: np.ndarray, fn) -> Any:
-    """``fn`` of the model's eval-mode outputs over ``images[indices]`` (NumPy)."""
+    """``fn`` of the model's eval-mode outputs over ``images[indices]``, as NumPy.
+
+    ``fn`` compiles once per distinct function (see `jal.train.Trainer.predict`):
+    pass a module-level function or a method of the strategy.
+    """
     return self.trainer.predict(self.variables, images, indices, fn, self.batch_size)
 
 
@@ -69,23 +123,22 @@ class RoundContext:
 
   Attributes:
     config: the experiment config.
-    dataset: the host-side dataset (true labels are the oracle's secret: a
-      strategy must not read ``dataset.train_labels``).
+    data: the pool's images and class names, without labels.
     round: the round number (0 for the round trained on the initial pool).
-    pool: the labeled / unlabeled pools.
+    pool: the labeled / unlabeled pools, with the oracle's answers.
     images: uint8 device array ``[N, H, W, C]``, the train split.
-    labels: int32 device array ``[N]``, oracle labels, -1 where unlabeled.
-    candidates: int64 ``[n]``: the unlabeled indices the query may choose from
-      (all of them, or a random subset: ``config.candidate_subset``).
+    labels: device array of the oracle's labels (`jal.task.Task.label_array`:
+      int32 ``[N]``, -1 where unlabeled).
+    candidates: int64 ``[n]``: the unlabeled indices the query may choose
+      from (all of them, or a random subset: ``config.candidate_subset``).
     task: the task model trained this round.
     mesh: the device mesh.
+    fitted: `Fit.aux` of this round's fit (None for most strategies).
     metrics: what the query measured, for ``results.jsonl``
-      (``record['query_metrics']``): a strategy that trains networks of its
-      own writes their diagnostics here (e.g. the discriminator's mean output
-      on each pool), float values only.
+      (``record['query_metrics']``): float values only.
   """
   config: ml_collections.ConfigDict
-  dataset: Dataset
+  data: PoolData
   round: int
   pool: Pool
   images: jax.Array
@@ -93,6 +146,7 @@ class RoundContext:
   candidates: np.ndarray
   task: TaskModel
   mesh: jax.sharding.Mesh
+  fitted: Any = None
   metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
   def key(self, purpose: str, *indices: int) -> jax.Array:
@@ -105,48 +159,68 @@ class RoundContext:
 
 
 class Strategy:
-  """Base class; see the module docstring for which hooks each kind overrides."""
+  """Base class; see the module docstring.
 
-  def __init__(self, config: ml_collections.ConfigDict, dataset: Dataset,
-               mesh: jax.sharding.Mesh):
+  Args:
+    config: the experiment config.
+    data: the pool's images, without labels.
+    task: the task.
+    mesh: the device mesh.
+    settings: this strategy's section of ``config.strategy`` with its
+      alias's variant applied (`jal.strategies.settings`).
+
+  Attributes:
+    trainer: the task model's `jal.train.Trainer`, built from `task_spec`.
+  """
+
+  # Whether `fit` is plain `jal.train.fit` of `task_spec` (trials of a
+  # comparison may then train together, vmapped).
+  plain_fit = True
+
+  def __init__(self, config: ml_collections.ConfigDict, data: PoolData, task: Task,
+               mesh: jax.sharding.Mesh, settings: ml_collections.ConfigDict):
     self.config = config
-    self.strategy_config = config.strategy
-    self.dataset = dataset
+    self.data = data
+    self.task = task
     self.mesh = mesh
+    self.settings = settings
+    spec = self.task_spec()
+    self.trainer = Trainer(spec.model, spec.loss, config.train, data.spec, mesh,
+                           freeze_after=spec.freeze_after, views=spec.views)
 
-  def task_heads(self, num_classes: int) -> dict[str, Any]:
-    """The heads on the task model's backbone; must include ``'classifier'``."""
-    return {'classifier': ClassifierHead(num_classes)}
+  # -- the task model -----------------------------------------------------------------
 
-  def task_backbone(self, dropout_rate: float = 0.0) -> nn.Module:
+  def backbone(self, dropout_rate: float = 0.0) -> nn.Module:
     """The backbone of ``config.model`` (name, width, compute dtype)."""
     cfg = self.config.model
     return get_backbone(cfg.name, width=cfg.get('width'), dtype=cfg.get('dtype', 'float32'),
                         dropout_rate=dropout_rate)
 
-  def task_model(self, num_classes: int) -> nn.Module:
-    """The task model: `task_backbone` with `task_heads`.
+  def task_model(self, **heads: nn.Module) -> MultiHeadNet:
+    """`backbone` with the task's head (``'classifier'``) and any extra ``heads``."""
+    return MultiHeadNet(self.backbone(), {'classifier': self.task.head(), **heads})
 
-    Called as ``model.apply(variables, x, train=...)`` it returns a dict with
-    at least ``'classifier'`` (float32 logits ``[B, num_classes]``, what the
-    loop evaluates) and ``'features'``.
+  def task_spec(self) -> TaskSpec:
+    """The task model and how it is trained; by default the task's head and loss."""
+    return TaskSpec(self.task_model(), self.task.loss)
+
+  def fit(self, state: TrainState, images: jax.Array, labels: jax.Array, pool: Pool, *,
+          key: jax.Array, description: str) -> Fit:
+    """Trains the task model on the labeled pool for ``config.train.epochs``.
+
+    Args:
+      state: the initial state (fresh, or the last round's when warm-started).
+      images: uint8 device array ``[N, H, W, C]``, the train split.
+      labels: the oracle's labels on the device (`RoundContext.labels`).
+      pool: the pools.
+      key: the fit's PRNG key.
+      description: label of the progress bar.
     """
-    return MultiHeadNet(self.task_backbone(), self.task_heads(num_classes))
+    state, metrics = fit(self.trainer, state, images, labels, pool.labeled,
+                         epochs=self.config.train.epochs, key=key, description=description)
+    return Fit(state, metrics)
 
-  task_loss = staticmethod(training.cross_entropy_loss)
-  # Top-level task-model parameters frozen after a fraction of the epochs
-  # (`jal.training.Trainer.freeze_after`), e.g. TA-VAAL's ranker.
-  task_freeze_after: dict[str, float] | None = None
-  # Augmented views of each image per train step (`jal.training.Trainer.views`):
-  # 2 for SCAL's supervised contrastive loss.
-  task_views: int = 1
-
-  def fit_task_model(self, trainer: training.Trainer, state: training.TrainState,
-                     images: jax.Array, labels: jax.Array, pool: Pool, *, epochs: int,
-                     key: jax.Array, description: str):
-    """Trains the task model on the labeled pool; returns ``(state, metrics)``."""
-    return training.fit(trainer, state, images, labels, pool.labeled, epochs=epochs, key=key,
-                        description=description)
+  # -- the query ----------------------------------------------------------------------
 
   def query(self, ctx: RoundContext, budget: int) -> np.ndarray:
     """Returns ``min(budget, len(ctx.candidates))`` distinct indices from the candidates."""
@@ -163,15 +237,13 @@ class Strategy:
     return task.predict(images, indices, log_probabilities)
 
 
-class TaskScoreStrategy(Strategy):
-  """Queries the candidates with the highest score of the task model's outputs.
+class ScoreStrategy(Strategy):
+  """Queries the candidates with the highest `score` of the task model's outputs."""
 
-  Subclasses set ``score_outputs``: a module-level function from the output
-  dict to float32 scores ``[B]`` (one compilation per function).
-  """
-
-  score_outputs: Any = None
+  def score(self, outputs: dict[str, jax.Array]) -> jax.Array:
+    """float32 ``[B]`` scores of a batch's outputs, traced inside the compiled pass."""
+    raise NotImplementedError
 
   def query(self, ctx: RoundContext, budget: int) -> np.ndarray:
-    scores = ctx.task.predict(ctx.images, ctx.candidates, type(self).score_outputs)
+    scores = ctx.task.predict(ctx.images, ctx.candidates, self.score)
     return selection.top_k(scores, ctx.candidates, budget)

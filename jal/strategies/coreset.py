@@ -11,8 +11,8 @@ that tolerates outliers (Sec. 4.3), is not implemented.
 
 Distances are Euclidean between the task model's penultimate features (the
 pooled backbone output, ``outputs['features']``), as in the SCAL paper
-(paper 002, Appendix A.4). The greedy runs on the device,
-`jal.acquisition.coreset.k_center_greedy`, in O(n d) memory. No config keys.
+(Krishnan et al. 2021, App. A.4). The greedy runs on the device,
+`jal.acquisition.coreset.k_center_greedy`, in O(n d) memory. No settings.
 """
 
 from __future__ import annotations
@@ -24,10 +24,6 @@ from jal import sharding
 from jal.acquisition import coreset
 from jal.errors import JalError
 from jal.strategies import base
-
-
-def _features_of_outputs(outputs):
-  return outputs['features']
 
 
 class Strategy(base.Strategy):
@@ -45,10 +41,10 @@ class Strategy(base.Strategy):
     k = min(budget, ctx.candidates.size)
     if k == 0:
       return np.zeros(0, np.int64)
-    points = np.asarray(ctx.task.predict(ctx.images, ctx.candidates, _features_of_outputs),
+    points = np.asarray(ctx.task.predict(ctx.images, ctx.candidates, base.features),
                         np.float32)
     if ctx.pool.labeled.size:
-      centers = np.asarray(ctx.task.predict(ctx.images, ctx.pool.labeled, _features_of_outputs),
+      centers = np.asarray(ctx.task.predict(ctx.images, ctx.pool.labeled, base.features),
                            np.float32)
     else:
       centers = np.zeros((0, points.shape[1]), np.float32)

@@ -1,8 +1,8 @@
-"""DFM, Deep Feature Modeling (Krishnan et al., paper 002, Sec. 3.2 and App. A.4).
+"""DFM, Deep Feature Modeling (Krishnan et al. 2021, Sec. 3.2 and App. A.4).
 
 On a task model trained with cross-entropy: one PCA per class of the labeled
 pool's features (before the last fully connected layer), with
-``config.strategy.dfm_components`` components (capped at each class's rank);
+``config.strategy.dfm.components`` components (capped at each class's rank);
 each candidate scores the feature reconstruction error through its predicted
 class's subspace (Eq. 3), and the query takes the highest errors. See
 `jal.acquisition.dfm` for the choices the paper leaves open.
@@ -10,22 +10,29 @@ class's subspace (Eq. 3), and the query takes the highest errors. See
 
 from __future__ import annotations
 
+import ml_collections
 import numpy as np
 
 from jal import selection
 from jal.acquisition import dfm
 from jal.errors import JalError
-from jal.strategies import base, featuresim
+from jal.strategies import base
+from jal.strategies._features import labeled_and_candidate_features
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Keys: ``components``, principal components kept per class (the paper gives no number)."""
+  return ml_collections.ConfigDict(dict(components=16))
 
 
 class Strategy(base.Strategy):
   """Queries the candidates farthest from their predicted class's PCA subspace."""
 
-  def __init__(self, config, dataset, mesh):
-    super().__init__(config, dataset, mesh)
-    if self.strategy_config.dfm_components < 1:
-      raise JalError(f'config.strategy.dfm_components={self.strategy_config.dfm_components} '
-                     'must be at least 1')
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    if self.settings.components < 1:
+      raise JalError(f'config.strategy.dfm.components={self.settings.components} must be at '
+                     'least 1')
 
   def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
     """The ``budget`` candidates with the highest feature reconstruction error (Eq. 3).
@@ -36,10 +43,9 @@ class Strategy(base.Strategy):
     Raises:
       JalError: if a feature is NaN or infinite.
     """
-    candidates, labeled = featuresim.labeled_and_candidate_features(ctx)
-    subspaces = dfm.fit_class_subspaces(labeled, ctx.pool.oracle_labels,
-                                        self.dataset.num_classes,
-                                        self.strategy_config.dfm_components)
+    candidates, labeled = labeled_and_candidate_features(ctx)
+    subspaces = dfm.fit_class_subspaces(labeled, ctx.pool.oracle_labels, self.task.num_classes,
+                                        self.settings.components)
     errors = dfm.reconstruction_errors(candidates['features'], candidates['prediction'],
                                        subspaces)
     query = selection.top_k(errors, ctx.candidates, budget)

@@ -1,4 +1,4 @@
-"""PAL: Pretext-based Active Learning (Bhatnagar et al., paper 000).
+"""PAL: Pretext-based Active Learning (Bhatnagar et al. 2020).
 
 A scoring network, separate from the task model, is trained from scratch each
 round on the labeled pool only, with two heads on one backbone: a rotation
@@ -13,7 +13,7 @@ are asked for), and the next sub-query uses ``S = S_S + lambda1 S_C +
 lambda2 S_D`` (Eq. 4) with ``S_D`` the ``S_S`` of ``g'``. The copy carries
 over from one sub-query to the next (``phi' = phi`` once, before the loop).
 
-Ranking: the highest S is queried (see `jal.acquisition.pal`).
+Ranking: the highest S is queried (see `jal.acquisition.pretext`).
 
 What ``g'`` is, is ambiguous in the paper: Algorithm 1 updates all of ``phi``
 (for a shared backbone: the backbone and the rotation head), while the
@@ -21,10 +21,6 @@ introduction says "we tune only the self-supervision head". jal defaults to
 Algorithm 1 (``finetune_scope='network'``); ``finetune_scope='head'`` freezes
 the backbone and its batch-norm statistics and trains only the rotation head.
 
-Config (``config.strategy``): ``lambda1``, ``lambda2``, ``num_subqueries``
-(K), ``finetune_scope`` (``'network'`` or ``'head'``), ``scoring_model``
-(``name``, ``width``, ``dtype``), ``scoring_train`` (optimiser,
-``epochs``, ``batch_size``, ...), ``finetune`` (the same keys, for ``g'``).
 """
 
 from __future__ import annotations
@@ -32,65 +28,41 @@ from __future__ import annotations
 import functools
 
 import jax
-import jax.numpy as jnp
+import ml_collections
 import numpy as np
-import optax
 
-from jal import augment, inference, selection, training
-from jal.acquisition import pal as pal_scores
+from jal import selection
+from jal.acquisition import pretext as pretext_scores
+from jal.data import augment
 from jal.errors import JalError
 from jal.models import ClassifierHead, MultiHeadNet, RotationHead, get_backbone
+from jal.objectives import pretext
 from jal.strategies import base
+from jal.train import Trainer, fit, inference
+from jal.train.config import train_config
+
+FINETUNE_SCOPES = ('network', 'head')
 
 
-def _rotation_batch(images: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """All four rotations of a batch as one batch ``[4B, ...]`` and their labels ``[4B]``."""
-  rotated = augment.rotations(images)
-  b = images.shape[0]
-  return rotated.reshape(4 * b, *images.shape[1:]), jnp.repeat(jnp.arange(4), b)
+def default_config() -> ml_collections.ConfigDict:
+  """PAL's settings (Bhatnagar et al. 2020, Table 2), and jal's where it gives none.
 
-
-def _rotation_loss(outputs, rotation_labels, mask):
-  ce = optax.softmax_cross_entropy_with_integer_labels(outputs['rotation'], rotation_labels)
-  return training.masked_mean(ce, jnp.tile(mask, 4))
-
-
-def scoring_loss(apply_fn, variables, images, labels, mask, key, progress):
-  """The scoring network's objective (Algorithm 1, training part).
-
-  Cross-entropy of the classification head on the labeled images plus the
-  rotation head's cross-entropy on their four rotations; the five forward
-  passes of Algorithm 1 run as one batch of ``4B`` (the unrotated copy is the
-  first quarter and feeds the classification head).
+  Keys:
+    lambda1, lambda2: the weights of S_C and S_D (1 and 1).
+    num_subqueries: K (not given: 5).
+    finetune_scope: what ``g'`` is, ``'network'`` (Algorithm 1) or ``'head'``.
+    scoring_model: the scoring network's backbone, ``name`` (ResNet-18),
+      ``width`` (None: the architecture's) and ``dtype``.
+    scoring_train: how it is trained (SGD, lr 0.01).
+    finetune: how ``g'`` is fine-tuned on each sub-query (lr 0.01; epochs
+      not given: 5).
   """
-  del key, progress
-  b = images.shape[0]
-  x, rotation_labels = _rotation_batch(images)
-  outputs, new_state = apply_fn(variables, x, train=True, mutable=['batch_stats'])
-  rotation = _rotation_loss(outputs, rotation_labels, mask)
-  classification = training.masked_mean(
-      optax.softmax_cross_entropy_with_integer_labels(outputs['classifier'][:b], labels), mask)
-  loss = classification + rotation
-  return loss, (new_state['batch_stats'],
-                {'loss': loss, 'rotation_loss': rotation, 'classification_loss': classification})
-
-
-def pretext_loss(apply_fn, variables, images, labels, mask, key, progress):
-  """Rotation cross-entropy alone: how ``g'`` is fine-tuned on a sub-query (no labels)."""
-  del labels, key, progress
-  x, rotation_labels = _rotation_batch(images)
-  outputs, new_state = apply_fn(variables, x, train=True, mutable=['batch_stats'])
-  loss = _rotation_loss(outputs, rotation_labels, mask)
-  return loss, (new_state['batch_stats'], {'loss': loss})
-
-
-def pretext_loss_frozen_backbone(apply_fn, variables, images, labels, mask, key, progress):
-  """`pretext_loss` with the backbone in inference mode (``finetune_scope='head'``)."""
-  del labels, key, progress
-  x, rotation_labels = _rotation_batch(images)
-  outputs = apply_fn(variables, x, train=False)
-  loss = _rotation_loss(outputs, rotation_labels, mask)
-  return loss, (variables['batch_stats'], {'loss': loss})
+  return ml_collections.ConfigDict(dict(
+      lambda1=1.0, lambda2=1.0, num_subqueries=5, finetune_scope='network',
+      scoring_model=dict(name='resnet18', dtype='float32',
+                         width=ml_collections.FieldReference(None, field_type=int)),
+      scoring_train=train_config(learning_rate=0.01, lr_schedule='constant'),
+      finetune=train_config(learning_rate=0.01, epochs=5, lr_schedule='constant')))
 
 
 def score_batch(model, mean, std, variables, images, idx):
@@ -98,9 +70,8 @@ def score_batch(model, mean, std, variables, images, idx):
 
   The rotations ``[4, B, ...]`` are folded into one batch of ``4B`` for the
   network (eval-mode batch norm is per example, so this equals a ``jax.vmap``
-  over the rotation axis) and unfolded after it. Folding measured 2x faster
-  than vmapping ``model.apply`` on the CPU (368 vs 192 ms for 128 images, small
-  CNN width 32), as XLA batches the vmapped convolutions less well.
+  over the rotation axis, and XLA batches it better: ``BENCHMARKS.md``) and
+  unfolded after it.
 
   Args:
     model: the scoring network (``'rotation'`` and ``'classifier'`` heads).
@@ -114,61 +85,57 @@ def score_batch(model, mean, std, variables, images, idx):
     first is ``S_D``.
   """
   b = idx.shape[0]
-  x, _ = _rotation_batch(augment.normalize(images[idx], mean, std))
+  x, _ = pretext.rotation_batch(augment.normalize(images[idx], mean, std))
   outputs = model.apply(variables, x, train=False)
   rotation_logits = outputs['rotation'].reshape(4, b, 4)
-  return (pal_scores.self_supervision_score(rotation_logits),
-          pal_scores.classification_score(outputs['classifier'][:b]))
+  return (pretext_scores.self_supervision_score(rotation_logits),
+          pretext_scores.classification_score(outputs['classifier'][:b]))
 
 
 def subquery_sizes(budget: int, num_subqueries: int) -> list[int]:
-  """Splits ``budget`` into ``K`` sizes that differ by at most one, larger first."""
-  k = max(1, min(num_subqueries, budget))
-  return [budget // k + (1 if i < budget % k else 0) for i in range(k)]
+  """Splits ``budget`` into ``K`` sizes that differ by at most one, larger first
+  (at most ``budget`` of them, at least one)."""
+  return selection.even_split(budget, max(1, min(num_subqueries, budget)))
 
 
 class Strategy(base.Strategy):
   """PAL; see the module docstring."""
 
-  def __init__(self, config, dataset, mesh):
-    super().__init__(config, dataset, mesh)
-    cfg = self.strategy_config
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    cfg = self.settings
+    spec = self.data.spec
     backbone = get_backbone(cfg.scoring_model.name, width=cfg.scoring_model.get('width'),
                             dtype=cfg.scoring_model.get('dtype', 'float32'))
-    self.model = MultiHeadNet(backbone, {'classifier': ClassifierHead(dataset.num_classes),
+    self.model = MultiHeadNet(backbone, {'classifier': ClassifierHead(self.task.num_classes),
                                          'rotation': RotationHead()})
-    common = dict(model=self.model, mean=dataset.mean, std=dataset.std, flip=dataset.flip,
-                  mesh=mesh, image_shape=dataset.image_shape)
-    self.scorer = training.Trainer(train_config=cfg.scoring_train, loss_fn=scoring_loss, **common)
+    self.scorer = Trainer(self.model, pretext.scoring_loss, cfg.scoring_train, spec, self.mesh)
     scope = cfg.get('finetune_scope', 'network')
     if scope == 'network':
       # g' is the rotation network: the backbone and the rotation head.
-      self.finetuner = training.Trainer(train_config=cfg.finetune, loss_fn=pretext_loss,
-                                        trainable=lambda name: name != 'heads_classifier',
-                                        **common)
+      self.finetuner = Trainer(self.model, pretext.pretext_loss, cfg.finetune, spec, self.mesh,
+                               trainable=lambda name: name != 'heads_classifier')
     elif scope == 'head':
-      self.finetuner = training.Trainer(train_config=cfg.finetune,
-                                        loss_fn=pretext_loss_frozen_backbone,
-                                        trainable=lambda name: name == 'heads_rotation', **common)
+      self.finetuner = Trainer(self.model, pretext.pretext_loss_frozen_backbone, cfg.finetune,
+                               spec, self.mesh, trainable=lambda name: name == 'heads_rotation')
     else:
-      raise JalError(f"config.strategy.finetune_scope='{scope}' is unknown; use 'network' "
+      raise JalError(f"config.strategy.pal.finetune_scope='{scope}' is unknown; use 'network' "
                      "(Algorithm 1) or 'head' (rotation head only)")
-    self.score_batch = jax.jit(functools.partial(score_batch, self.model, dataset.mean,
-                                                 dataset.std))
-    self.score_batch_size = config.eval_batch_size
+    self.score_batch = jax.jit(functools.partial(score_batch, self.model, spec.mean, spec.std))
+    self.score_batch_size = self.config.eval_batch_size
 
   def _scores(self, variables, ctx) -> tuple[np.ndarray, np.ndarray]:
     return inference.map_batches(self.score_batch, (variables, ctx.images), ctx.candidates,
                                  self.score_batch_size, self.scorer.batch_sharding)
 
   def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
-    cfg = self.strategy_config
+    cfg = self.settings
     state = self.scorer.init(ctx.key('pal_scoring_init'))
-    state, _ = training.fit(self.scorer, state, ctx.images, ctx.labels, ctx.pool.labeled,
-                            epochs=cfg.scoring_train.epochs, key=ctx.key('pal_scoring_train'),
-                            description=f'round {ctx.round} PAL scoring network')
+    state, _ = fit(self.scorer, state, ctx.images, ctx.labels, ctx.pool.labeled,
+                   epochs=cfg.scoring_train.epochs, key=ctx.key('pal_scoring_train'),
+                   description=f'round {ctx.round} PAL scoring network')
     s_s, s_c = self._scores(state.variables, ctx)
-    novelty = np.asarray(pal_scores.hybrid_score(s_s, s_c, cfg.lambda1))
+    novelty = np.asarray(pretext_scores.hybrid_score(s_s, s_c, cfg.lambda1))
 
     # Sub-queries (Sec. 3.3): g' starts as a copy of the rotation network and
     # is fine-tuned on everything chosen so far before each later sub-query.
@@ -180,12 +147,12 @@ class Strategy(base.Strategy):
     for k, size in enumerate(sizes):
       if k > 0:
         query_so_far = np.concatenate(chosen)
-        finetuned, _ = training.fit(
+        finetuned, _ = fit(
             self.finetuner, finetuned, ctx.images, ctx.labels, query_so_far,
             epochs=cfg.finetune.epochs, key=ctx.key('pal_finetune', k),
             description=f'round {ctx.round} PAL sub-query {k + 1}/{len(sizes)} fine-tune')
         s_d, _ = self._scores(finetuned.variables, ctx)
-        score = np.asarray(pal_scores.hybrid_score(s_s, s_c, cfg.lambda1, s_d, cfg.lambda2))
+        score = np.asarray(pretext_scores.hybrid_score(s_s, s_c, cfg.lambda1, s_d, cfg.lambda2))
       positions = selection.top_k(np.where(available, score, -np.inf),
                                   np.arange(ctx.candidates.size), size)
       available[positions] = False

@@ -1,0 +1,114 @@
+"""Pieces every config shares: variant parsing, the base config, the runlocal scale.
+
+A config file starts from `base` (every key an experiment has, with neutral
+values: the strategies' and the initial pools' own defaults included) and
+sets its protocol's values in the open, so that opening the file shows them.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from jal import initial_pools, strategies
+from jal.data import imbalance
+from jal.errors import JalError
+from jal.train.config import optimizer_config, train_config
+
+# How a network is trained (optimiser, schedule, epochs, batch, augmentation),
+# and the optimiser of a network trained alongside the task model.
+train = train_config
+optimizer = optimizer_config
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """Parses ``'runlocal,seed=3'`` into ``{'runlocal': True, 'seed': 3}`` over ``defaults``.
+
+  Raises:
+    JalError: for a variant the config does not define.
+  """
+  out = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (arg or '').split(',')):
+    name, _, value = item.partition('=')
+    if name not in defaults:
+      raise JalError(f"unknown config variant '{name}'; this config accepts "
+                     f"{', '.join(sorted(defaults))}")
+    kind = type(defaults[name])
+    if not value:
+      out[name] = True
+    elif kind is bool:
+      out[name] = value.lower() in ('1', 'true', 'yes')
+    else:
+      out[name] = kind(value)
+  return out
+
+
+def base() -> ml_collections.ConfigDict:
+  """Every key an experiment config has, with neutral values.
+
+  Sizes (``initial_pool.size``, ``budget``) are counts, or fractions of the
+  train split when below 1.
+  """
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.dataset = ml_collections.ConfigDict(dict(
+      name='digits', image_size=ml_collections.FieldReference(None, field_type=int),
+      path=ml_collections.FieldReference(None, field_type=str),
+      max_train=ml_collections.FieldReference(None, field_type=int),
+      max_test=ml_collections.FieldReference(None, field_type=int), split_seed=0,
+      # Class imbalance of the train split (jal.data.imbalance); kind None: as loaded.
+      imbalance=imbalance.imbalance_config()))
+  # The labeled pool of round 0 (jal.initial_pools: random, or chosen by a
+  # self-supervised network trained on the whole pool).
+  config.initial_pool = initial_pools.default_config()
+  config.budget = 0.05
+  config.num_rounds = 5
+  # Who answers the queries (jal.oracle): 'simulated' from the dataset's
+  # labels, noise_rate of them wrong.
+  config.oracle = ml_collections.ConfigDict(dict(name='simulated', noise_rate=0.0))
+  # dtype: the compute dtype, 'float32' or 'bfloat16' (mixed precision with
+  # float32 parameters).
+  config.model = ml_collections.ConfigDict(dict(
+      name='small_cnn', width=ml_collections.FieldReference(None, field_type=int),
+      dtype='float32'))
+  config.train = train()
+  # False: each round's task model starts from the previous round's weights
+  # (checkpointed, so a resumed run is still identical).
+  config.retrain_from_scratch = True
+  config.eval_batch_size = 500
+  # The "subset method" of the SCAL and TA-VAAL papers: each round the strategy
+  # scores only a random subset of this many unlabeled examples (e.g. 10x the
+  # budget, or 10,000); None scores the whole unlabeled pool.
+  config.candidate_subset = ml_collections.FieldReference(None, field_type=int)
+  # Test-split metrics every round (jal.task, jal.metrics): the ECE's number
+  # of equal-width confidence bins (SCAL Eq. 6). Optional: OOD AUROC of the
+  # maximum softmax probability against a second dataset's test split
+  # (ood_dataset, e.g. 'mnist'; at most ood_max_examples images, None: as
+  # many as the test split) or against held-out classes (ood_classes,
+  # removed from both splits, the others relabelled 0..K'-1); accuracy and
+  # ECE on the test split under Gaussian blur of blur_severity (1..5) from
+  # the blur_benchmark sigma table ('cifar-10-c' for small images,
+  # 'imagenet-c' for large ones).
+  config.evaluation = ml_collections.ConfigDict(dict(
+      ece_bins=15, ood_dataset=ml_collections.FieldReference(None, field_type=str),
+      ood_classes=(), ood_max_examples=ml_collections.FieldReference(None, field_type=int),
+      blur_severity=ml_collections.FieldReference(None, field_type=int),
+      blur_benchmark='cifar-10-c'))
+  # The strategy's name and every strategy's own section (jal.strategies).
+  config.strategy = strategies.default_config('random')
+  return config
+
+
+def runlocal(config: ml_collections.ConfigDict) -> None:
+  """The ``:runlocal`` scale of the paper configs, set in place.
+
+  The real dataset shrunk to a stratified 10,000-image pool and a 2,000-image
+  test split, 1,000 initial labels + 500 per round for 3 rounds, and a
+  width-16 small CNN task model: minutes on 2 CPU cores.
+  """
+  config.dataset.max_train = 10_000
+  config.dataset.max_test = 2_000
+  config.initial_pool.size = 1_000
+  config.budget = 500
+  config.num_rounds = 3
+  config.model.name = 'small_cnn'
+  config.model.width = 16

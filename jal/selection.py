@@ -6,6 +6,8 @@ are NumPy on the host, deterministic (ties by a stated secondary key, then
 by position) and validate their input.
 
 - `top_k` (and its strict positional form `highest_scores`): the highest scores.
+- `stochastic_top_k`: a sample that favours high scores (power, softmax or
+  soft-rank acquisition).
 - `per_class_lowest`: SCAL's equal share per predicted class (water-filling,
   `water_level`).
 - `both_conditions`: MAL's two-list rule (`ranks`).
@@ -47,6 +49,71 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, k: int,
   # np.lexsort sorts by the last key first, and is stable.
   order = np.lexsort([np.arange(len(keys[0]))] + [-key for key in reversed(keys)])[:k]
   return np.asarray(candidates, np.int64)[order]
+
+
+SAMPLING = ('power', 'softmax', 'softrank')
+
+
+def stochastic_top_k(scores: np.ndarray, candidates: np.ndarray, k: int,
+                     rng: np.random.Generator, *, mode: str = 'power',
+                     beta: float = 1.0) -> np.ndarray:
+  """``k`` candidates drawn without replacement, high scores more likely.
+
+  Stochastic batch acquisition (Kirsch et al., "Stochastic Batch Acquisition:
+  A Simple Baseline for Deep Active Learning", TMLR 2023, Sec. 3): instead of
+  the top ``k`` of a single-point score, draw the batch from
+
+  - ``'power'``: ``p_i ∝ s_i^beta`` (scores ``>= 0``; a zero score is never
+    drawn while any positive one is left);
+  - ``'softmax'``: ``p_i ∝ exp(beta s_i)``;
+  - ``'softrank'``: ``p_i ∝ r_i^(-beta)``, ``r_i`` the 1-based rank of
+    ``s_i`` in descending order (ties by position).
+
+  The ``k`` draws are the Gumbel-top-k trick: the ``k`` largest ``log p_i +
+  g_i`` with ``g_i`` i.i.d. standard Gumbel, which is ``k`` successive draws
+  without replacement, each from ``p`` renormalised over what is left
+  (Plackett-Luce). ``beta -> inf`` approaches `top_k`; ``beta = 0`` is
+  uniform sampling.
+
+  Args:
+    scores: float ``[n]``, aligned with ``candidates``; no NaN.
+    candidates: int ``[n]``: pool indices.
+    k: how many (clipped to ``n``).
+    rng: the generator of the Gumbel noise (one draw of ``n``).
+    mode: ``'power'``, ``'softmax'`` or ``'softrank'``.
+    beta: the coldness ``beta >= 0`` (Kirsch et al. use 1).
+
+  Returns:
+    int64 ``[min(k, n)]`` distinct candidates, in the order drawn.
+
+  Raises:
+    ValueError: shapes disagree, a NaN score, a negative score for
+      ``'power'``, a negative ``beta`` or an unknown mode.
+  """
+  scores = np.asarray(scores, np.float64)
+  if scores.shape != np.shape(candidates):
+    raise ValueError(f'{scores.shape} scores for {np.shape(candidates)} candidates')
+  if np.isnan(scores).any():
+    raise ValueError('a score is NaN')
+  if not beta >= 0:
+    raise ValueError(f'beta={beta} must be non-negative')
+  if mode not in SAMPLING:
+    raise ValueError(f"mode must be one of {', '.join(SAMPLING)}, got {mode!r}")
+  if mode == 'power' and (scores < 0).any():
+    raise ValueError('power sampling needs non-negative scores')
+  if beta == 0:
+    log_p = np.zeros_like(scores)
+  elif mode == 'power':
+    with np.errstate(divide='ignore'):
+      log_p = beta * np.log(scores)  # log 0 = -inf: never drawn before a positive score
+  elif mode == 'softmax':
+    log_p = beta * scores
+  else:
+    rank = np.empty(scores.size)
+    rank[np.lexsort((np.arange(scores.size), -scores))] = np.arange(1, scores.size + 1)
+    log_p = -beta * np.log(rank)
+  perturbed = log_p + rng.gumbel(size=scores.size)
+  return top_k(perturbed, candidates, k)
 
 
 def water_level(counts: np.ndarray, budget: int) -> int:
@@ -334,7 +401,7 @@ def both_conditions(discriminator: np.ndarray, entropy: np.ndarray, candidates: 
                     k: int) -> np.ndarray:
   """The ``k`` candidates that best meet both conditions of MAL's Algorithm 2.
 
-  MAL (Ebrahimi et al. 2021) selects the samples with "min_b D(F(x))" and
+  MAL (Ebrahimi et al. 2020) selects the samples with "min_b D(F(x))" and
   "max_b C(F(x))": those the discriminator is surest are unlabeled (lowest
   D) and those whose entropy under the cosine classifier is highest, "the
   top b samples that meet both conditions" (Sec. 3.3). Two top-b lists

@@ -1,4 +1,13 @@
-r"""TA-VAAL's illustrative example (Kim et al., CVPR 2021, paper 004, Sec. 4.1, Fig. 1).
+r"""TA-VAAL's illustrative example (Kim et al. 2021, Sec. 4.1, Fig. 1), re-implemented for MLPs.
+
+A standalone re-implementation, outside jal's `Strategy` interface: jal's
+strategies, trainers and models work on images (uint8 ``[N, H, W, C]``
+pools, convolutional backbones, image augmentation), and this example's
+points are 2-D and its networks small MLPs. So the three strategies below
+are written here again, in a few hundred lines of flax and optax, from
+jal's losses (`jal.objectives`) and key derivation (`jal.rng`) only; they
+are not the library's `learning_loss` and `vaal` strategies, and a change
+there does not reach this script.
 
 Three active learners query an imbalanced two-moons problem from the same
 initial pool, and the figure shows where each puts its queries relative to
@@ -10,7 +19,7 @@ the task learner's decision boundary and to the data:
 - **VAAL** (Sinha et al., ICCV 2019): a β-VAE and a discriminator on its
   latent mean play a minimax game; the query takes the lowest ``D``. Claim:
   spread over the data, but often far from the boundary.
-- **TA-VAAL** (paper 004, Algorithm 1, Eqs. 1-7): VAAL with the VAE's decoder
+- **TA-VAAL** (Kim et al. 2021, Algorithm 1, Eqs. 1-7): VAAL with the VAE's decoder
   and the discriminator conditioned on the normalised loss rank
   ``r = sigmoid(R(x))`` of a ranker trained with the task learner. Claim:
   both close to the boundary and spread.
@@ -23,8 +32,8 @@ Run it with
 ``--subset_factor`` (10), ``--task_lr`` (0.1), ``--beta`` (1)). It writes
 ``experiments/two_moons.png`` (three panels, like the paper's Fig. 1) and
 prints the task learner's test accuracy per method and stage, then a table of
-the last query's distance to the decision boundary and spread. It takes about
-15 s on 2 CPU cores (most of it compilation).
+the last query's distance to the decision boundary and spread. What it
+showed, and how long it took, is in ``experiments/README.md``.
 
 Settings from the paper (Sec. 4.1):
 
@@ -48,9 +57,9 @@ Settings from the paper (Sec. 4.1):
 Choices the paper leaves open (and those of the two baselines' settings that
 a 2-D problem forces), made here:
 
-- Losses are the library's: `jal.losses.margin_ranking_loss` (margin 1,
-  weight 1) for Learning Loss, `jal.losses.pairwise_ranking_loss` (η = 1) for
-  TA-VAAL; `jal.adversarial.vae_loss_terms`, `vae_adversarial_loss`
+- Losses are the library's: `jal.objectives.ranking.margin_ranking_loss`
+  (margin 1, weight 1) for Learning Loss, `jal.objectives.ranking.pairwise_ranking_loss`
+  (η = 1) for TA-VAAL; `jal.objectives.adversarial.vae_loss_terms`, `vae_adversarial_loss`
   (λ = 1) and `discriminator_loss` for the VAE and D; β = 1 on the per-example
   mean KL. With 2-D standardised data and a per-feature mean squared error,
   β = 1 makes the VAE collapse to its prior (reconstruction error about 0.95,
@@ -98,23 +107,6 @@ a 2-D problem forces), made here:
 
 Everything is deterministic given ``--seed``: the data, the initial pool and
 every batch order, subset and key derive from it (`jal.rng`).
-
-What it shows (seed 0; the pattern held for most of seeds 0-5): Learning Loss
-queries close to the boundary (distance 0.46 against 1.22 for the pool); with
-the random subset its query is not clustered (spread 1.91, pool 1.67), while
-ranking the whole pool (``--subset_factor=0``) gives the paper's close and
-clustered query (seeds 0-5: distance 0.20 against 1.33, spread 0.82 against
-1.66). VAAL's query sits in one region far from the labeled points (mean
-distance to the nearest labeled point 0.58 against 0.30 for the pool): far from
-the boundary here (1.49 against 1.03; over seeds 0-5 no closer or farther than
-the pool on average) but clustered (0.86), not spread. TA-VAAL does not
-reproduce the paper's claim: its query is far from the boundary (1.62 against
-1.19) and clustered (0.58). D stays near chance (loss about 2 log 2) and
-follows ``r`` (Spearman 0.97 between D and ``r`` on the unlabeled pool at
-stage 5) but with the sign reversed: after the first stage the labeled pool
-holds the earlier, high-loss queries, its ``r`` is higher than the unlabeled
-pool's, D learns "high ``r`` = labeled", and the lowest D picks low predicted
-losses. ``--beta=0.01`` does not change this picture.
 """
 
 from __future__ import annotations
@@ -137,7 +129,8 @@ from sklearn import datasets
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
-from jal import adversarial, losses, rng, training  # noqa: E402
+from jal import rng  # noqa: E402
+from jal.objectives import adversarial, masked_mean, ranking  # noqa: E402
 
 METHODS = ('learning_loss', 'vaal', 'ta_vaal')
 TITLES = {'learning_loss': 'Learning Loss', 'vaal': 'VAAL', 'ta_vaal': 'TA-VAAL'}
@@ -307,8 +300,8 @@ def init_adversarial(key: jax.Array, condition_dim: int) -> dict[str, Any]:
 
 
 _RANKING_LOSSES = {
-    'margin': functools.partial(losses.margin_ranking_loss, margin=MARGIN),
-    'pairwise': losses.pairwise_ranking_loss,
+    'margin': functools.partial(ranking.margin_ranking_loss, margin=MARGIN),
+    'pairwise': ranking.pairwise_ranking_loss,
 }
 
 
@@ -333,7 +326,7 @@ def task_step(state, x, y, idx, mask, lr, detach, update_ranker, *, ranking):
   def loss_fn(task, ranker):
     logits, hidden = TASK.apply(task, x)
     per_example = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-    task_loss = training.masked_mean(per_example, mask)
+    task_loss = masked_mean(per_example, mask)
     if ranking is None:
       return task_loss, (task_loss, jnp.zeros(()))
     hidden = jnp.where(detach, jax.lax.stop_gradient(hidden), hidden)

@@ -138,7 +138,7 @@ def gradient_reversal(x: Any, scale: float | jax.Array = 1.0) -> Any:
   """The gradient reversal layer (Ganin & Lempitsky, ICML 2015, Sec. 3.2).
 
   The identity in the forward pass; in the backward pass the incoming
-  gradient is multiplied by ``-scale``. MAL (Ebrahimi et al. 2021, Sec. 3.1)
+  gradient is multiplied by ``-scale``. MAL (Ebrahimi et al. 2020, Sec. 3.1)
   puts it between F and C so that one descent step on ``-H`` (the negated
   entropy of `jal.objectives.adversarial.minimax_entropy`) makes C maximise
   the entropy and F minimise it.
@@ -163,7 +163,7 @@ def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
 
   The one ℓ2-normalisation of jal: the projection head and the supervised
   contrastive loss (Khosla et al. 2020), the cosine classifier and MAL's
-  discriminator input (Ebrahimi et al. 2021), and the cosine similarity of
+  discriminator input (Ebrahimi et al. 2020), and the cosine similarity of
   SCAL's query (Krishnan et al. 2021).
 
   Args:

@@ -1,8 +1,8 @@
-r"""MAL (Ebrahimi et al. 2021) on CIFAR-100 with the paper's protocol.
+r"""MAL (Ebrahimi et al. 2020) on CIFAR-100 with the paper's protocol.
 
   python -m jal.main --config configs/mal_cifar100.py --workdir runs/mal_cifar100
 
-MAL's CIFAR-100 protocol (Ebrahimi et al. 2021, Sec. 4.1 and App. B): 2%
+MAL's CIFAR-100 protocol (Ebrahimi et al. 2020, Sec. 4.1 and App. B): 2%
 initial, +2% per round up to 10% (5 rounds), ResNet-18 (Xavier
 initialisation in the paper; jal's ResNet-18 keeps its He init), horizontal
 flips only, Adam for F, C and D, 100 epochs of the minimax game, then the

@@ -1,4 +1,4 @@
-r"""PAL on CIFAR-10 with the paper's protocol (Bhatnagar et al. 2020, Sec. 4, Table 2).
+r"""PAL on CIFAR-10 with the paper's protocol (Bhatnagar et al. 2021, Sec. 4, Table 2).
 
   python -m jal.main --config configs/pal_cifar10.py --workdir runs/pal_cifar10
 

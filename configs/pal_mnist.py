@@ -1,4 +1,4 @@
-r"""PAL (Bhatnagar et al. 2020) on MNIST, with the protocol of its other datasets.
+r"""PAL (Bhatnagar et al. 2021) on MNIST, with the protocol of its other datasets.
 
   python -m jal.main --config configs/pal_mnist.py --workdir runs/pal_mnist
 

@@ -1,4 +1,4 @@
-r"""PAL on SVHN (cropped digits) with the paper's protocol (Bhatnagar et al. 2020, Sec. 4).
+r"""PAL on SVHN (cropped digits) with the paper's protocol (Bhatnagar et al. 2021, Sec. 4).
 
   python -m jal.main --config configs/pal_svhn.py --workdir runs/pal_svhn
 

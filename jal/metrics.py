@@ -1,7 +1,7 @@
 """Host-side evaluation metrics for a classifier's predictive distribution.
 
 The metrics of the SCAL paper (Krishnan et al., "Mitigating Sampling Bias and
-Improving Robustness in Active Learning", paper 002, Sec. 4.2 and App. B):
+Improving Robustness in Active Learning", 2021, Sec. 4.2 and App. B):
 test accuracy, sampling bias of the labeled pool (Eqs. 4-5), expected
 calibration error (Eq. 6), Brier score, negative log-likelihood and OOD AUROC
 (the Gaussian-blur shift they are measured under is `jal.data.corruptions`).
@@ -148,7 +148,7 @@ def _nll(lp, labels) -> float:
 def accuracy(log_probs: np.ndarray, labels: np.ndarray) -> float:
   """Top-1 accuracy: ``(1/n) sum_i [argmax_k log_probs[i, k] == labels[i]]``.
 
-  SCAL (paper 002) Sec. 4.2, "test accuracy". Ties go to the lowest index.
+  SCAL (Krishnan et al. 2021) Sec. 4.2, "test accuracy". Ties go to the lowest index.
 
   Args:
     log_probs: float ``[n, K]``, log-softmax rows (see the module docstring).
@@ -169,8 +169,8 @@ def per_class_accuracy(log_probs: np.ndarray, labels: np.ndarray,
   """Accuracy among the examples of each true class (per-class recall).
 
   ``acc_c = |{i : y_i = c, argmax_k p_ik = c}| / |{i : y_i = c}|``, the
-  per-class view of test accuracy used for the class-imbalance scenarios of
-  DESIGN.md.
+  per-class view of test accuracy used for the class-imbalance scenarios
+  (TA-VAAL's imbalanced CIFAR-10, MAL's imbalanced CIFAR-100).
 
   A class absent from ``labels`` gets ``None``, not NaN: its accuracy is
   undefined (0/0), ``None`` keeps the dict strict JSON (``json.dumps`` writes
@@ -195,7 +195,7 @@ def per_class_accuracy(log_probs: np.ndarray, labels: np.ndarray,
 
 def expected_calibration_error(log_probs: np.ndarray, labels: np.ndarray,
                                num_bins: int = 15) -> float:
-  """Expected calibration error, SCAL (paper 002) Eq. 6 (Naeini et al., 2015).
+  """Expected calibration error, SCAL (Krishnan et al. 2021) Eq. 6 (Naeini et al., 2015).
 
   ``ECE = sum_{s=1..S} |B_s|/n |acc(B_s) - conf(B_s)|`` where the confidence of
   example ``i`` is its maximum softmax probability ``max_k p_ik``, ``B_s`` are
@@ -231,7 +231,7 @@ def brier_score(log_probs: np.ndarray, labels: np.ndarray) -> float:
   Brier (1950), as a strictly proper scoring rule in Gneiting & Raftery
   (2007); ``y_i`` is the one-hot label. Range ``[0, 2]``: 0 for a confident
   correct prediction, ``(K - 1)/K`` for the uniform prediction, 2 for a
-  confident wrong one. SCAL (paper 002, App. B.1, Fig. F2) cites Brier 1950 but
+  confident wrong one. SCAL (Krishnan et al. 2021, App. B.1, Fig. F2) cites Brier 1950 but
   gives no formula and plots "1 + Brier for easier readability", which suggests
   its raw score was ``tfp.stats.brier_score``, ``sum_k p_k^2 - 2 p_y`` (this
   score minus 1, range ``[-1, 1]``); Fig. F2's ``1 + Brier`` is then this
@@ -254,8 +254,8 @@ def brier_score(log_probs: np.ndarray, labels: np.ndarray) -> float:
 def negative_log_likelihood(log_probs: np.ndarray, labels: np.ndarray) -> float:
   """Mean negative log-likelihood ``-(1/n) sum_i log p_{i, y_i}``, in nats.
 
-  The test cross-entropy (SCAL, paper 002, does not report it; DESIGN.md's
-  evaluation does). ``inf`` when some true class has probability 0
+  The test cross-entropy (SCAL, Krishnan et al. 2021, does not report it;
+  jal records it every round). ``inf`` when some true class has probability 0
   (``log_probs = -inf``).
 
   Args:
@@ -273,7 +273,7 @@ def negative_log_likelihood(log_probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def sampling_bias(class_counts: np.ndarray) -> float:
-  """Sampling bias of a labeled pool, SCAL (paper 002) Eqs. 4-5.
+  """Sampling bias of a labeled pool, SCAL (Krishnan et al. 2021) Eqs. 4-5.
 
   ``SB = 1 - H_DL / H_balanced`` with ``H_DL = -sum_k (M_k/M) log(M_k/M)``
   (Eq. 5), ``M = sum_k M_k``, and ``H_balanced = log K`` the entropy of the
@@ -347,7 +347,7 @@ def ood_auroc(in_scores: np.ndarray, out_scores: np.ndarray) -> float:
   ``sklearn.metrics.roc_auc_score`` with in-distribution examples as the
   positive class (label 1) and OOD as label 0: the probability that a random
   in-distribution example scores higher than a random OOD one, ties counting
-  one half (Davis & Goadrich, 2006, as cited by SCAL, paper 002, Sec. 4.2).
+  one half (Davis & Goadrich, 2006, as cited by SCAL, Krishnan et al. 2021, Sec. 4.2).
   Scores must therefore grow with "in-distribution-ness": pass
   `max_softmax_probability`, or the negation of an uncertainty score such as
   entropy. SCAL's Fig. 4a uses each strategy's own acquisition score rather

@@ -68,9 +68,8 @@ def init_key(key: jax.Array) -> jax.Array:
   """A key for parameter initialisers, derived deterministically from ``key``.
 
   Initialisers draw every parameter tensor at once; with threefry keys
-  XLA:CPU compiles those draws slowly (6.4 s for a width-4 small CNN with a
-  loss-prediction head, 6.4 s for VAAL's VAE and discriminator), with keys of
-  XLA's ``RngBitGenerator`` (``'rbg'``) in 1.4 s and 1.9 s. Only
+  XLA:CPU compiles those draws slowly, with keys of XLA's
+  ``RngBitGenerator`` (``'rbg'``) several times faster (``BENCHMARKS.md``). Only
   initialisation uses it: dropout, augmentation and batch orders keep
   threefry, whose streams are the same on every backend. (``rbg`` streams may
   differ across backends, so the same seed can give other initial weights on

@@ -121,8 +121,8 @@ def k_center_greedy(points: jax.Array, centers: jax.Array, k: int) -> jax.Array:
   in float32, as a NumPy reference computes it, so the picks are NumPy's
   unless two distances are within float32 rounding of each other. To find
   each point's nearest center, the ``m`` centers are compared in blocks of
-  `CENTER_BLOCK` with the matmul expansion (4-8x faster on 2 CPU cores than
-  blocked direct differences for ``n = 10^4, m = 10^3, d = 512``); the
+  `CENTER_BLOCK` with the matmul expansion (faster than blocked direct
+  differences: ``BENCHMARKS.md``); the
   distance to the chosen center is then recomputed by direct differences,
   since the expansion's cancellation error (about ``eps |x|^2``) changes picks
   when the features lie far from the origin.

@@ -1,4 +1,4 @@
-"""DFM's acquisition function: feature reconstruction error (paper 002, Sec. 3.2, Eq. 3).
+"""DFM's acquisition function: feature reconstruction error (Krishnan et al. 2021, Sec. 3.2, Eq. 3).
 
 Deep Feature Modeling fits one PCA per class to the labeled examples'
 features ``z`` (before the last fully connected layer) and scores a
@@ -50,7 +50,7 @@ class ClassSubspaces:
 
 def fit_class_subspaces(features: np.ndarray, labels: np.ndarray, num_classes: int,
                         num_components: int) -> ClassSubspaces:
-  """Fits one PCA per class to the labeled features (paper 002, Sec. 3.2).
+  """Fits one PCA per class to the labeled features (Krishnan et al. 2021, Sec. 3.2).
 
   Args:
     features: float ``[m, D]``, the labeled examples' features.
@@ -98,7 +98,7 @@ def fit_class_subspaces(features: np.ndarray, labels: np.ndarray, num_classes: i
 
 def reconstruction_errors(features: np.ndarray, predictions: np.ndarray,
                           subspaces: ClassSubspaces) -> np.ndarray:
-  """Eq. 3 of paper 002: ``||z - T_k^+ T_k z||_2`` through the predicted class ``k``.
+  """Eq. 3 of Krishnan et al. (2021): ``||z - T_k^+ T_k z||_2`` through the predicted class ``k``.
 
   Args:
     features: float ``[n, D]``, the candidates' features.

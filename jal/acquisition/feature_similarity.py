@@ -53,7 +53,7 @@ def _class_max_cosine(features, predictions, labeled_blocks, label_blocks):
 def class_similarity_scores(features: np.ndarray, predictions: np.ndarray,
                             labeled_features: np.ndarray, labeled_labels: np.ndarray,
                             block: int = LABELED_BLOCK) -> np.ndarray:
-  """Eq. 2 of paper 002: each candidate's highest cosine similarity within its predicted class.
+  """Eq. 2 of Krishnan et al. (2021): each candidate's highest cosine similarity within its predicted class.
 
   Computed on the default device in float32, as a running maximum over
   blocks of ``block`` labeled examples (memory ``O(n block)``, whatever the

@@ -1,4 +1,4 @@
-"""The scores of PAL, Pretext-based Active Learning (Bhatnagar et al. 2020).
+"""The scores of PAL, Pretext-based Active Learning (Bhatnagar et al. 2021).
 
 The query picks the samples with the HIGHEST hybrid score S: novel samples
 have S_S near 0 and S_C near 0, familiar ones S_S near -4 and S_C very

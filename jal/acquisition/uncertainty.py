@@ -91,7 +91,7 @@ def predictive_entropy(logits: jax.Array) -> jax.Array:
 def bald(logits: jax.Array) -> jax.Array:
   """BALD: the mutual information between the label and the weights,
   ``I[y, w | x, D] = H[(1/T) sum_t p_t] - (1/T) sum_t H[p_t]``
-  (Houlsby et al. 2011; Gal et al. 2017, Sec. 3; paper 002, Eq. 8).
+  (Houlsby et al. 2011; Gal et al. 2017, Sec. 3; Krishnan et al. 2021, Eq. 8).
 
   Args:
     logits: float with shape ``[B, T, C]``, one row per stochastic pass.

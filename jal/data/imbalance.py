@@ -5,15 +5,15 @@ counts; `subset_by_counts` then keeps a uniformly random subset of that size of
 every class, and `imbalance` applies the result to a `Dataset`'s train split
 (the test split stays balanced unless ``imbalance_test``).
 
-* ``'step'``: TA-VAAL (paper 004, Sec. 4.3): "Modified CIFAR10's were
+* ``'step'``: TA-VAAL (Kim et al. 2021, Sec. 4.3): "Modified CIFAR10's were
   constructed by randomly reducing the number of samples that were associated
   with the first 5 classes. [...] Imbalance ratios of 10 and 100 were used."
-* ``'random_ratios'``: MAL (paper 003, Sec. 4.1, CIFAR100-Imbalanced):
+* ``'random_ratios'``: MAL (Ebrahimi et al. 2020, Sec. 4.1, CIFAR100-Imbalanced):
   "keeping random ratios from each class [...] We use imbalance ratios of
   {10^-2, 10^-1.5, 10^-1, 10^-0.5, 10^0}. We use each ratio for 20 randomly
   chosen classes without replacement."
 * ``'long_tail'``: Cui et al., "Class-Balanced Loss Based on Effective Number
-  of Samples" (CVPR 2019, Sec. 6.1, long-tailed CIFAR), which paper 001
+  of Samples" (CVPR 2019, Sec. 6.1, long-tailed CIFAR), which Chandra et al. (2021)
   (Sec. 4.1) follows "to simulate a long-tailed distribution of classes":
   class ``i`` keeps ``n_i * mu^i`` with ``mu^(K-1) = 1 / imbalance_factor``.
 
@@ -34,7 +34,7 @@ from jal.errors import JalError
 
 KINDS = ('step', 'random_ratios', 'long_tail')
 
-# MAL's (paper 003, Sec. 4.1) per-class keep ratios, 10^-2 ... 10^0.
+# MAL's (Ebrahimi et al. 2020, Sec. 4.1) per-class keep ratios, 10^-2 ... 10^0.
 MAL_RATIOS = (1e-2, 10**-1.5, 1e-1, 10**-0.5, 1.0)
 
 # Relative slack before rounding, so that a product that is an integer up to
@@ -73,7 +73,7 @@ def imbalance_config() -> ml_collections.ConfigDict:
 
 
 def class_counts_step(counts: np.ndarray, classes: Sequence[int], factor: float) -> np.ndarray:
-  """Per-class targets of TA-VAAL's step imbalance (paper 004, Sec. 4.3).
+  """Per-class targets of TA-VAAL's step imbalance (Kim et al. 2021, Sec. 4.3).
 
   The listed classes keep ``floor(n_c / factor)`` examples, at least 1 (and at
   most ``n_c``); the other classes keep all ``n_c``. The paper says only that
@@ -103,7 +103,7 @@ def class_counts_step(counts: np.ndarray, classes: Sequence[int], factor: float)
 
 def random_ratio_assignment(num_classes: int, ratios: Sequence[float], classes_per_ratio: int,
                             rng: np.random.Generator) -> np.ndarray:
-  """Each class's keep ratio in MAL's CIFAR100-Imbalanced (paper 003, Sec. 4.1).
+  """Each class's keep ratio in MAL's CIFAR100-Imbalanced (Ebrahimi et al. 2020, Sec. 4.1).
 
   "We use each ratio for 20 randomly chosen classes without replacement": a
   random permutation of the classes is cut into ``len(ratios)`` consecutive
@@ -142,7 +142,7 @@ def random_ratio_assignment(num_classes: int, ratios: Sequence[float], classes_p
 
 def class_counts_random_ratios(counts: np.ndarray, ratios: Sequence[float], classes_per_ratio: int,
                                rng: np.random.Generator) -> np.ndarray:
-  """Per-class targets of MAL's CIFAR100-Imbalanced (paper 003, Sec. 4.1).
+  """Per-class targets of MAL's CIFAR100-Imbalanced (Ebrahimi et al. 2020, Sec. 4.1).
 
   Classes get their ratio from `random_ratio_assignment`; class ``c`` keeps
   ``round(n_c * ratio_c)`` examples (half up), at least 1 (and at most

@@ -1,4 +1,8 @@
-"""Dataset transforms for the evaluation suite: held-out classes, image-shape matching."""
+"""Dataset transforms for the evaluation suite: held-out classes, image-shape matching.
+
+Host-side, on whole splits; the on-device augmentation of train batches is
+`jal.data.augment`, the image corruptions `jal.data.corruptions`.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,9 @@ from jal.errors import JalError
 def hold_out_classes(ds: Dataset, classes: Sequence[int]) -> tuple[Dataset, np.ndarray]:
   """Removes ``classes`` from both splits; their test images become an OOD set.
 
-  The OOD detection protocol "in-distribution: the other classes" (paper
-  002 evaluates OOD AUROC against a second dataset; a held-out set of
-  classes needs no second dataset). The remaining classes are relabelled
+  The OOD detection protocol "in-distribution: the other classes" (SCAL,
+  Krishnan et al. 2021, evaluates OOD AUROC against a second dataset; a
+  held-out set of classes needs no second dataset). The remaining classes are relabelled
   ``0..K'-1`` in their original order, keeping their names; mean and std are
   recomputed from the remaining train images.
 

@@ -57,7 +57,7 @@ def rotation_losses(data: PoolData, mesh: jax.sharding.Mesh, *,
                     model_config: ml_collections.ConfigDict,
                     train_config: ml_collections.ConfigDict, key: jax.Array,
                     batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-  """Rotation-prediction losses of the whole train split (paper 001, Eq. 1).
+  """Rotation-prediction losses of the whole train split (Chandra et al. 2021, Eq. 1).
 
   A backbone with a `RotationHead` (a `MultiHeadNet`, head ``'rotation'``)
   learns the 4-way rotation pretext task (Gidaris et al., ICLR 2018: 0, 90,
@@ -126,7 +126,7 @@ def vae_losses(data: PoolData, mesh: jax.sharding.Mesh, *,
                vae_config: ml_collections.ConfigDict,
                train_config: ml_collections.ConfigDict, beta: float, key: jax.Array,
                batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-  """VAE reconstruction losses of the whole train split (paper 001, Sec. 3.2).
+  """VAE reconstruction losses of the whole train split (Chandra et al. 2021, Sec. 3.2).
 
   VAAL's β-VAE (`jal.models.VAE`) learns ``MSE + beta * KL``
   (`jal.objectives.adversarial.vae_objective`, ``z`` sampled by reparameterisation) on

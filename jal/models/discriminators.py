@@ -4,7 +4,7 @@ Each returns a logit per example; ``sigmoid(logit)`` is the probability that
 the example is labeled (trained with binary cross-entropy, 1 = labeled:
 `jal.objectives.adversarial.discriminator_loss`). Weights are He-normal and
 biases zero, as in VAAL's reference code (Sinha et al. 2019), which MAL's
-authors (Ebrahimi et al. 2021) share.
+authors (Ebrahimi et al. 2020) share.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class LatentDiscriminator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-  """MAL's discriminator D (paper 003, Sec. 4.1: "a 3-layer MLP with ReLU").
+  """MAL's discriminator D (Ebrahimi et al. 2020, Sec. 4.1: "a 3-layer MLP with ReLU").
 
   Linear(D, width)-ReLU-Linear(width, width)-ReLU-Linear(width, 1). The width
   follows from the paper's parameter count (App. B: D has 525.83K parameters

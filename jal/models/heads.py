@@ -55,7 +55,7 @@ class ClassifierHead(nn.Module):
 
 
 class RotationHead(ClassifierHead):
-  """The rotation pretext head of PAL (Bhatnagar et al. 2020).
+  """The rotation pretext head of PAL (Bhatnagar et al. 2021).
 
   A linear layer on the pooled features that predicts by how much the input
   was rotated: class ``k`` means ``k * 90`` degrees, for ``k`` in 0..3. It
@@ -96,7 +96,7 @@ class LossPredictionHead(nn.Module):
   Each of the backbone's blocks goes through global average pooling, a fully
   connected layer of ``width`` units and a ReLU; the concatenation goes
   through a fully connected layer to one number, the predicted loss. TA-VAAL
-  (paper 004) uses the same module as its ranker.
+  (Kim et al. 2021) uses the same module as its ranker.
 
   Attributes:
     width: units of each block's layer (128 in Yoo & Kweon).
@@ -132,7 +132,7 @@ class LossPredictionHead(nn.Module):
 
 
 class CosineClassifier(nn.Module):
-  """MAL's classifier C (paper 003, Sec. 3.1, Eq. 1).
+  """MAL's classifier C (Ebrahimi et al. 2020, Sec. 3.1, Eq. 1).
 
   ``logits = W^T f / (||f|| T)``: the features are ℓ2-normalised, multiplied
   by the prototype matrix ``W`` (``[D, K]``, no bias) and divided by the

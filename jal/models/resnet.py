@@ -30,7 +30,7 @@ class BasicBlock(nn.Module):
   The shortcut is the identity when the shape is unchanged, else a projection
   (1x1 conv with ``strides`` and no bias, then BN), as in the reference code.
 
-  MC dropout (``dropout_rate > 0``; the SCAL paper's BALD, paper 002 App.
+  MC dropout (``dropout_rate > 0``; the SCAL paper's BALD, Krishnan et al. 2021, App.
   A.3: "a dropout layer with probability of 0.3 after convolutional layers in
   the ResNet blocks") follows each of the block's two convolutions, after its
   activation: after ``relu(bn1(conv1))`` and after the block's output

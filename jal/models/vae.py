@@ -59,9 +59,8 @@ class ConvTranspose4x4(nn.Module):
   ``nn.ConvTranspose(C_out, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
   use_bias=False)``, computed as one 3x3 convolution to ``4 C_out`` channels (one
   group per output parity) followed by depth-to-space. XLA:CPU computes the
-  kernel gradient of the transposed form slowly (17-39 ms per decoder layer
-  of VAAL's width-16 VAE at batch 64, against 4-7 ms for the 3x3 form:
-  ``experiments/vaal_step.py``, BENCHMARKS.md).
+  kernel gradient of the transposed form slowly, that of the 3x3 form fast
+  (``BENCHMARKS.md``, ``experiments/vaal_step.py``).
 
   Attributes:
     features: ``C_out``.

@@ -2,7 +2,7 @@
 
 VAAL (Sinha, Ebrahimi & Darrell, ICCV 2019) and TA-VAAL (Kim et al., CVPR
 2021) train a VAE and a discriminator D on its latent code in a minimax game;
-MAL (Ebrahimi et al. 2021) plays an entropy minimax between the encoder F and
+MAL (Ebrahimi et al. 2020) plays an entropy minimax between the encoder F and
 the cosine classifier C through a gradient reversal layer
 (`jal.models.layers.gradient_reversal`) and trains D on F's features. D outputs a logit; ``sigmoid(logit)`` is
 the probability that an example is labeled (target 1 = labeled, 0 =
@@ -222,7 +222,7 @@ def discriminator_means(logits_labeled: jax.Array, logits_unlabeled: jax.Array,
 
 
 def minimax_entropy(logits: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-  """MAL's entropy term (Ebrahimi et al. 2021, Eq. 2): the mean prediction entropy.
+  """MAL's entropy term (Ebrahimi et al. 2020, Eq. 2): the mean prediction entropy.
 
   ``H = mean over real examples of -sum_k p_k log p_k``, ``p = softmax(logits)``,
   computed from ``log_softmax`` (exact, unlike a ``log(p + eps)``) with

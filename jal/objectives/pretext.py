@@ -2,7 +2,7 @@
 
 A network learns to tell by how much an image was rotated (0, 90, 180 or 270
 degrees: class ``k`` is ``90 k``), every rotation of each batch image in one
-batch of ``4B``. PAL's scoring network (Bhatnagar et al. 2020) learns it
+batch of ``4B``. PAL's scoring network (Bhatnagar et al. 2021) learns it
 together with classification; PAL's fine-tuned ``g'`` and the initial pools'
 rotation network (Chandra et al. 2021) learn it alone, labels unused.
 """
@@ -31,7 +31,7 @@ def rotation_loss(outputs, rotation_labels, mask):
 
 
 def scoring_loss(apply_fn, variables, batch: Batch, key, progress):
-  """PAL's scoring-network objective (Bhatnagar et al. 2020, Algorithm 1, training part).
+  """PAL's scoring-network objective (Bhatnagar et al. 2021, Algorithm 1, training part).
 
   Cross-entropy of the classification head on the labeled images plus the
   rotation head's cross-entropy on their four rotations; the five forward

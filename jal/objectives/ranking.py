@@ -52,7 +52,7 @@ def margin_ranking_loss(predicted: jax.Array, target: jax.Array, mask: jax.Array
 
 
 def pairwise_ranking_loss(predicted: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
-  """TA-VAAL's ranking loss (Kim et al., CVPR 2021, paper 004, Eq. 1).
+  """TA-VAAL's ranking loss (Kim et al., CVPR 2021, Eq. 1).
 
   ``L_R = -(2/B) sum over pairs [I log sigma(l^_i - l^_j) + (1 - I) log(1 -
   sigma(l^_i - l^_j))]``, ``I = 1`` if ``l_i > l_j`` else 0: the binary

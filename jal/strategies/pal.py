@@ -1,4 +1,4 @@
-"""PAL: Pretext-based Active Learning (Bhatnagar et al. 2020).
+"""PAL: Pretext-based Active Learning (Bhatnagar et al. 2021).
 
 A scoring network, separate from the task model, is trained from scratch each
 round on the labeled pool only, with two heads on one backbone: a rotation
@@ -45,7 +45,7 @@ FINETUNE_SCOPES = ('network', 'head')
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """PAL's settings (Bhatnagar et al. 2020, Table 2), and jal's where it gives none.
+  """PAL's settings (Bhatnagar et al. 2021, Table 2), and jal's where it gives none.
 
   Keys:
     lambda1, lambda2: the weights of S_C and S_D (1 and 1).

@@ -57,7 +57,7 @@ import numpy as np
 
 from jal import rng, selection
 from jal.data import PoolData
-from jal.errors import JalError
+from jal.errors import JalError, check_choice
 from jal.initial_pools.self_supervised import (TRACE_COUNTS, VAE_MIN_SIDE, rotation_losses,
                                                vae_losses)
 from jal.train.config import train_config
@@ -147,9 +147,7 @@ def check_settings(pool_config: ml_collections.ConfigDict) -> None:
   cfg = _complete(pool_config)
   choices = {'name': NAMES, 'allocation': ALLOCATIONS, 'score': SCORES, 'features': FEATURES}
   for key, allowed in choices.items():
-    if cfg[key] not in allowed:
-      raise JalError(f'config.initial_pool.{key}={cfg[key]!r} is unknown; use one of '
-                     f"{', '.join(repr(a) for a in allowed)}")
+    check_choice(cfg[key], allowed, f'config.initial_pool.{key}')
   for key, lowest in (('num_bins', 1), ('kmeans_n_init', 1)):
     value = cfg[key]
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jal.errors import JalError
 from jal.models.discriminators import LatentDiscriminator, MLPDiscriminator
 from jal.models.ensemble import Ensemble
-from jal.models.features import Features
+from jal.models.features import Backbone, Features
 from jal.models.heads import (ClassifierHead, CosineClassifier, LossPredictionHead, MultiHeadNet,
                               ProjectionHead, RotationHead)
 from jal.models.resnet import ResNet18
@@ -26,6 +26,7 @@ from jal.models.vgg import VGG16
 
 __all__ = [
     'BACKBONES',
+    'Backbone',
     'ClassifierHead',
     'CosineClassifier',
     'Ensemble',

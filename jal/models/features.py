@@ -1,9 +1,13 @@
-"""What a backbone returns: pooled penultimate features and per-stage maps."""
+"""What a backbone is: images in, pooled penultimate features and per-stage maps out."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import flax.linen as nn
 import flax.struct
 import jax
+import jax.numpy as jnp
 
 
 @flax.struct.dataclass
@@ -23,3 +27,23 @@ class Features:
 
   pooled: jax.Array
   blocks: tuple[jax.Array, ...]
+
+
+class Backbone(nn.Module):
+  """A network from images to `Features`, without a classifier: the base of every backbone.
+
+  Called as ``backbone(x, train)``: ``x`` float ``[B, H, W, C]``, already
+  normalised; ``train`` True uses the batch statistics in batch norm and
+  updates its running averages (apply with ``mutable=['batch_stats']``),
+  False uses the running averages. Returns `Features`: ``pooled`` in
+  float32, ``blocks`` in ``dtype``.
+
+  Attributes:
+    dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32.
+    dropout_rate: MC dropout after the convolutions, active only with a
+      ``'dropout'`` PRNG stream (`jal.models.layers.mc_dropout`); 0
+      (default): none.
+  """
+
+  dtype: Any = jnp.float32
+  dropout_rate: float = 0.0

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jal.models.features import Features
+from jal.models.features import Backbone, Features
 from jal.models.layers import PAD1, batch_norm, mc_dropout
 
 
@@ -77,7 +77,7 @@ class BasicBlock(nn.Module):
     return mc_dropout(self, nn.relu(y + shortcut), self.dropout_rate)
 
 
-class ResNet18(nn.Module):
+class ResNet18(Backbone):
   """CIFAR ResNet-18 backbone without the classifier (He et al. 2016).
 
   Stem: 3x3 conv (stride 1, no bias), BN, ReLU, no max-pool. Then four stages
@@ -88,31 +88,17 @@ class ResNet18(nn.Module):
 
   Attributes:
     width: channels of the first stage (64 in the paper's CIFAR variant).
-    dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32 and
-      ``pooled`` is returned in float32.
-    dropout_rate: MC dropout after the convolutions of every block (see
-      `BasicBlock`); 0 (default) adds no dropout.
+    The MC dropout of `Backbone` follows the convolutions of every block
+    (see `BasicBlock`).
   """
 
   width: int = 64
-  dtype: Any = jnp.float32
-  dropout_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> Features:
-    """Computes the features of a batch of images.
-
-    Args:
-      x: float array with shape ``[B, H, W, C]``, already normalised.
-      train: use batch statistics and update the running averages in BN
-        (apply with ``mutable=['batch_stats']``) when True.
-
-    Returns:
-      `Features` with ``pooled`` float32 ``[B, 8 * width]`` and ``blocks`` the
-      four stage outputs, ``[B, H, W, w]``, ``[B, H/2, W/2, 2w]``,
-      ``[B, H/4, W/4, 4w]`` and ``[B, H/8, W/8, 8w]`` (sizes rounded up), in
-      ``dtype``.
-    """
+    """`Features` (see `Backbone`): ``pooled`` ``[B, 8 * width]``, ``blocks`` the
+    four stage outputs, ``[B, H, W, w]``, ``[B, H/2, W/2, 2w]``, ``[B, H/4,
+    W/4, 4w]`` and ``[B, H/8, W/8, 8w]`` (sizes rounded up)."""
     x = nn.Conv(
         self.width, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
         param_dtype=jnp.float32, name='stem_conv')(x)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jal.models.features import Features
+from jal.models.features import Backbone, Features
 from jal.models.layers import conv_bn_relu, max_pool_2x2
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(Backbone):
   """A VGG-style CNN of three stages, small enough to train on a CPU.
 
   Each stage is [3x3 conv (with bias, padding 1), BN, ReLU] x2, followed by a
@@ -23,31 +21,15 @@ class SmallCNN(nn.Module):
 
   Attributes:
     width: channels of the first stage.
-    dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32 and
-      ``pooled`` is returned in float32.
-    dropout_rate: MC dropout after every conv's activation, active only with
-      a ``'dropout'`` PRNG stream (`jal.models.layers.mc_dropout`); 0 (default): none.
   """
 
   width: int = 32
-  dtype: Any = jnp.float32
-  dropout_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> Features:
-    """Computes the features of a batch of images.
-
-    Args:
-      x: float array with shape ``[B, H, W, C]``, already normalised.
-      train: use batch statistics and update the running averages in BN
-        (apply with ``mutable=['batch_stats']``) when True.
-
-    Returns:
-      `Features` with ``pooled`` float32 ``[B, 4 * width]`` and ``blocks`` the
-      three stage outputs (after the stage's max-pool, if any): 32x32 input
-      gives 16x16, 8x8 and 8x8 maps; 8x8 input gives 4x4, 2x2 and 2x2; in
-      ``dtype``.
-    """
+    """`Features` (see `Backbone`): ``pooled`` ``[B, 4 * width]``, ``blocks`` the
+    three stage outputs after their max-pool (32x32 input: 16x16, 8x8 and 8x8
+    maps; 8x8 input: 4x4, 2x2 and 2x2)."""
     blocks = []
     for stage, multiplier in enumerate((1, 2, 4)):
       for index in range(2):

@@ -13,13 +13,11 @@ weights (kuangliu's code also keeps the framework's default init).
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jal.models.features import Features
+from jal.models.features import Backbone, Features
 from jal.models.layers import conv_bn_relu, max_pool_2x2
 
 # Channels of each conv of each group, as multiples of `width` (64 in VGG-16:
@@ -27,7 +25,7 @@ from jal.models.layers import conv_bn_relu, max_pool_2x2
 _GROUPS = ((1, 1), (2, 2), (4, 4, 4), (8, 8, 8), (8, 8, 8))
 
 
-class VGG16(nn.Module):
+class VGG16(Backbone):
   """CIFAR VGG-16 with batch norm, without the classifier.
 
   Thirteen 3x3 convs (with bias, padding 1), each followed by BN and ReLU, in
@@ -39,30 +37,15 @@ class VGG16(nn.Module):
 
   Attributes:
     width: channels of the first group (64 in VGG-16).
-    dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32 and
-      ``pooled`` is returned in float32.
-    dropout_rate: MC dropout after every conv's activation, active only with
-      a ``'dropout'`` PRNG stream (`jal.models.layers.mc_dropout`); 0 (default): none.
   """
 
   width: int = 64
-  dtype: Any = jnp.float32
-  dropout_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> Features:
-    """Computes the features of a batch of images.
-
-    Args:
-      x: float array with shape ``[B, H, W, C]``, already normalised.
-      train: use batch statistics and update the running averages in BN
-        (apply with ``mutable=['batch_stats']``) when True.
-
-    Returns:
-      `Features` with ``pooled`` float32 ``[B, 8 * width]`` and ``blocks`` the
-      output of each of the five groups after its max-pool (32x32 input:
-      16x16, 8x8, 4x4, 2x2, 1x1), in ``dtype``.
-    """
+    """`Features` (see `Backbone`): ``pooled`` ``[B, 8 * width]``, ``blocks`` the
+    output of each of the five groups after its max-pool (32x32 input:
+    16x16, 8x8, 4x4, 2x2, 1x1)."""
     blocks = []
     for group, multipliers in enumerate(_GROUPS):
       for index, multiplier in enumerate(multipliers):

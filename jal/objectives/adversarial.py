@@ -109,13 +109,18 @@ def vae_objective(apply_fn, variables, batch: Batch, key, progress, *, beta: flo
 # -------------------------------------------------------------------- discriminator
 
 
+def _checked_pair(logits_l, logits_u, mask_l, mask_u):
+  """The logits and masks of the two batches as float32, their shapes checked."""
+  logits_l, logits_u = _logits(logits_l, 'logits_labeled'), _logits(logits_u, 'logits_unlabeled')
+  return (logits_l, logits_u, _mask(mask_l, logits_l.shape[0], 'mask_l'),
+          _mask(mask_u, logits_u.shape[0], 'mask_u'))
+
+
 def _two_pool_bce(logits_labeled, logits_unlabeled, mask_l, mask_u, *, unlabeled_target):
   """BCE with target 1 on the labeled batch plus ``unlabeled_target`` on the other."""
-  logits_labeled = _logits(logits_labeled, 'logits_labeled')
-  logits_unlabeled = _logits(logits_unlabeled, 'logits_unlabeled')
-  return (_bce(logits_labeled, 1.0, _mask(mask_l, logits_labeled.shape[0], 'mask_l'))
-          + _bce(logits_unlabeled, unlabeled_target,
-                 _mask(mask_u, logits_unlabeled.shape[0], 'mask_u')))
+  logits_l, logits_u, mask_l, mask_u = _checked_pair(logits_labeled, logits_unlabeled, mask_l,
+                                                     mask_u)
+  return _bce(logits_l, 1.0, mask_l) + _bce(logits_u, unlabeled_target, mask_u)
 
 
 def discriminator_loss(logits_labeled: jax.Array, logits_unlabeled: jax.Array,
@@ -150,18 +155,8 @@ def vae_adversarial_loss(logits_labeled: jax.Array, logits_unlabeled: jax.Array,
   that D takes both labeled and unlabeled latents for labeled (target 1 for
   both batches, each a mean over its real examples). The caller weights it by
   ``lambda`` (VAAL's ``adversary_param``, 1) and differentiates only the VAE.
-
-  Args:
-    logits_labeled: float ``[B_l]``, D's logits on the labeled latents.
-    logits_unlabeled: float ``[B_u]``, D's logits on the unlabeled latents.
-    mask_l: float or bool ``[B_l]``.
-    mask_u: float or bool ``[B_u]``.
-
-  Returns:
-    float32 scalar, >= 0.
-
-  Raises:
-    JalError: a shape is wrong.
+  Arguments, result and errors as `discriminator_loss`'s (the logits are D's
+  on the labeled and on the unlabeled latents).
   """
   return _two_pool_bce(logits_labeled, logits_unlabeled, mask_l, mask_u, unlabeled_target=1.0)
 
@@ -183,10 +178,8 @@ def discriminator_accuracy(logits_labeled: jax.Array, logits_unlabeled: jax.Arra
   Returns:
     float32 scalar in ``[0, 1]``; 0 when there is no real example.
   """
-  logits_labeled = _logits(logits_labeled, 'logits_labeled')
-  logits_unlabeled = _logits(logits_unlabeled, 'logits_unlabeled')
-  mask_l = _mask(mask_l, logits_labeled.shape[0], 'mask_l')
-  mask_u = _mask(mask_u, logits_unlabeled.shape[0], 'mask_u')
+  logits_labeled, logits_unlabeled, mask_l, mask_u = _checked_pair(
+      logits_labeled, logits_unlabeled, mask_l, mask_u)
   correct = (jnp.sum(jnp.where(mask_l > 0, logits_labeled > 0, False))
              + jnp.sum(jnp.where(mask_u > 0, logits_unlabeled <= 0, False)))
   return correct.astype(jnp.float32) / jnp.maximum(jnp.sum(mask_l) + jnp.sum(mask_u), 1.0)
@@ -196,26 +189,17 @@ def discriminator_means(logits_labeled: jax.Array, logits_unlabeled: jax.Array,
                         mask_l: jax.Array, mask_u: jax.Array) -> dict[str, jax.Array]:
   """The mean of ``D = sigmoid(logit)`` on each pool (a diagnostic).
 
-  TA-VAAL (Kim et al. 2021, Fig. 7b) inspects D's outputs on the unlabeled pool: a
-  D whose outputs all concentrate makes the selection nearly random.
-
-  Args:
-    logits_labeled: float ``[B_l]``.
-    logits_unlabeled: float ``[B_u]``.
-    mask_l: float or bool ``[B_l]``.
-    mask_u: float or bool ``[B_u]``.
+  TA-VAAL (Kim et al. 2021, Fig. 7b) inspects D's outputs on the unlabeled
+  pool: a D whose outputs all concentrate makes the selection nearly random.
+  Arguments as `discriminator_accuracy`'s.
 
   Returns:
     ``{'labeled': ..., 'unlabeled': ...}``, float32 scalars in ``[0, 1]``.
   """
-  logits_labeled = _logits(logits_labeled, 'logits_labeled')
-  logits_unlabeled = _logits(logits_unlabeled, 'logits_unlabeled')
-  return {
-      'labeled': masked_mean(jax.nn.sigmoid(logits_labeled),
-                              _mask(mask_l, logits_labeled.shape[0], 'mask_l')),
-      'unlabeled': masked_mean(jax.nn.sigmoid(logits_unlabeled),
-                                _mask(mask_u, logits_unlabeled.shape[0], 'mask_u')),
-  }
+  logits_labeled, logits_unlabeled, mask_l, mask_u = _checked_pair(
+      logits_labeled, logits_unlabeled, mask_l, mask_u)
+  return {'labeled': masked_mean(jax.nn.sigmoid(logits_labeled), mask_l),
+          'unlabeled': masked_mean(jax.nn.sigmoid(logits_unlabeled), mask_u)}
 
 
 # ------------------------------------------------------------------ minimax entropy

@@ -47,6 +47,7 @@ import numpy as np
 
 from jal import rng, selection
 from jal.data import PoolData
+from jal.errors import check_choice
 from jal.models import MultiHeadNet, get_backbone
 from jal.objectives import LossFn
 from jal.pool import Pool
@@ -187,6 +188,12 @@ class Strategy:
     spec = self.task_spec()
     self.trainer = Trainer(spec.model, spec.loss, config.train, data.spec, mesh,
                            freeze_after=spec.freeze_after, views=spec.views)
+
+  def check_choice(self, key: str, choices) -> None:
+    """Refuses ``settings[key]`` outside ``choices`` with one line naming
+    ``config.strategy.<module>.<key>`` (`jal.errors.check_choice`)."""
+    family = type(self).__module__.rsplit('.', 1)[-1]
+    check_choice(self.settings[key], choices, f'config.strategy.{family}.{key}')
 
   # -- the task model -----------------------------------------------------------------
 

@@ -52,9 +52,7 @@ class Strategy(base.Strategy):
 
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
-    if self.settings.score not in SCORES:
-      raise JalError(f"config.strategy.ensemble.score='{self.settings.score}' is unknown; use "
-                     f"one of {', '.join(SCORES)}")
+    self.check_choice('score', SCORES)
 
   def task_spec(self) -> base.TaskSpec:
     if self.settings.num_members < 2:

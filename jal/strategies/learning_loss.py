@@ -48,9 +48,7 @@ class Strategy(base.ScoreStrategy):
 
   def task_spec(self) -> base.TaskSpec:
     cfg = self.settings
-    if cfg.ranking not in RANKINGS:
-      raise JalError(f"config.strategy.learning_loss.ranking='{cfg.ranking}' is unknown; use "
-                     f"one of {', '.join(RANKINGS)}")
+    self.check_choice('ranking', RANKINGS)
     if not 0.0 <= cfg.detach_after <= 1.0 or cfg.width < 1:
       raise JalError(f'{self.config.strategy.name}: config.strategy.learning_loss.detach_after='
                      f'{cfg.detach_after} must be in [0, 1] and width={cfg.width} at least 1')

@@ -104,9 +104,7 @@ class Strategy(base.Strategy):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     cfg = self.settings
-    if cfg.selection not in SELECTIONS:
-      raise JalError(f"mal: config.strategy.mal.selection='{cfg.selection}' is unknown; use "
-                     f"one of {', '.join(SELECTIONS)}")
+    self.check_choice('selection', SELECTIONS)
     self.discriminator = MLPDiscriminator(cfg.discriminator_width)
     self.network_tx = optim.make_optimizer(cfg.train)
     self.discriminator_tx = optim.make_optimizer(cfg.discriminator_train)

@@ -128,9 +128,7 @@ class Strategy(base.Strategy):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     cfg = self.settings
-    if cfg.score not in SCORES:
-      raise JalError(f"config.strategy.mc_dropout.score='{cfg.score}' is unknown; use one of "
-                     f"{', '.join(SCORES)}")
+    self.check_choice('score', SCORES)
     sharding.check_batch_size(cfg.mc_batch_size, self.mesh,
                               'config.strategy.mc_dropout.mc_batch_size')
     model, spec = self.trainer.model, self.data.spec

@@ -34,7 +34,6 @@ import numpy as np
 from jal import selection
 from jal.acquisition import pretext as pretext_scores
 from jal.data import augment
-from jal.errors import JalError
 from jal.models import ClassifierHead, MultiHeadNet, RotationHead, get_backbone
 from jal.objectives import pretext
 from jal.strategies import base
@@ -110,17 +109,15 @@ class Strategy(base.Strategy):
     self.model = MultiHeadNet(backbone, {'classifier': ClassifierHead(self.task.num_classes),
                                          'rotation': RotationHead()})
     self.scorer = Trainer(self.model, pretext.scoring_loss, cfg.scoring_train, spec, self.mesh)
-    scope = cfg.get('finetune_scope', 'network')
+    scope = cfg.finetune_scope
+    self.check_choice('finetune_scope', FINETUNE_SCOPES)
     if scope == 'network':
       # g' is the rotation network: the backbone and the rotation head.
       self.finetuner = Trainer(self.model, pretext.pretext_loss, cfg.finetune, spec, self.mesh,
                                trainable=lambda name: name != 'heads_classifier')
-    elif scope == 'head':
+    else:  # 'head': the rotation head only
       self.finetuner = Trainer(self.model, pretext.pretext_loss_frozen_backbone, cfg.finetune,
                                spec, self.mesh, trainable=lambda name: name == 'heads_rotation')
-    else:
-      raise JalError(f"config.strategy.pal.finetune_scope='{scope}' is unknown; use 'network' "
-                     "(Algorithm 1) or 'head' (rotation head only)")
     self.score_batch = jax.jit(functools.partial(score_batch, self.model, spec.mean, spec.std))
     self.score_batch_size = self.config.eval_batch_size
 

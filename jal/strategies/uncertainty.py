@@ -17,7 +17,6 @@ from __future__ import annotations
 import ml_collections
 
 from jal.acquisition import uncertainty
-from jal.errors import JalError
 from jal.strategies import base
 
 SCORES = {'entropy': uncertainty.entropy, 'least_confidence': uncertainty.least_confidence,
@@ -34,9 +33,7 @@ class Strategy(base.ScoreStrategy):
 
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
-    if self.settings.score not in SCORES:
-      raise JalError(f"config.strategy.uncertainty.score='{self.settings.score}' is unknown; use "
-                     f"one of {', '.join(SCORES)}")
+    self.check_choice('score', SCORES)
     self._score_fn = SCORES[self.settings.score]
 
   def score(self, outputs):

@@ -13,8 +13,9 @@ initial pools: ``--config.initial_pool.name=random|vae_loss|kmeans|binned``
 (`jal.initial_pools`). The paper's study, over 5 trials:
 
   JAL_DATA_DIR=../shared/data python -m jal.compare \
-      --config configs/initial_pools_cifar10.py:runlocal --initial_pools=random,pretext_loss,kmeans \
-      --strategies=entropy --seeds=0,1,2,3,4 --workdir runs/initial_pools_cifar10_compare
+      --config configs/initial_pools_cifar10.py:runlocal \
+      --initial_pools=random,pretext_loss,kmeans --strategies=entropy --seeds=0,1,2,3,4 \
+      --workdir runs/initial_pools_cifar10_compare
 
   :runlocal   real data, shrunk to run in minutes on 2 CPU cores (a 10,000-image
               pool, 1,000 + 500 per round for 3 rounds, width-16 small CNNs for

@@ -4,9 +4,10 @@ What the next round depends on is the pool (labeled indices in order, the
 oracle's labels), the round number and the results so far; every random
 stream is derived from ``(seed, purpose, round)`` (`jal.rng`), so that is the
 whole RNG state. Networks retrained from scratch each round are not stored;
-when the config warm-starts the task model, its variables are stored too. Orbax writes each checkpoint to a temporary directory and renames it
-when complete, so a run killed mid-save (even by SIGKILL) resumes from the
-last complete round.
+when the config warm-starts the task model, its variables are stored too.
+Orbax writes each checkpoint to a temporary directory and renames it when
+complete, so a run killed mid-save (even by SIGKILL) resumes from the last
+complete round.
 """
 
 from __future__ import annotations

@@ -328,7 +328,7 @@ def sample_clusters(cluster_ids: np.ndarray, size: int, mode: str,
 
 def per_class_lowest(scores: np.ndarray, predictions: np.ndarray, candidates: np.ndarray,
                      budget: int, num_classes: int) -> np.ndarray:
-  """SCAL's selection (Krishnan et al. 2021, App. A.4): ``budget / K`` lowest scores per predicted class.
+  """SCAL's selection (Krishnan et al. 2021, App. A.4): ``budget / K`` lowest scores per class.
 
   Shares are equal across the ``K = num_classes`` classes, by water-filling:
   the largest level ``L`` with ``sum_k min(n_k, L) <= budget`` (``n_k`` the

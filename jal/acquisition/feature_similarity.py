@@ -19,8 +19,8 @@ Two points the paper leaves open, settled here:
   over an empty set, ``-inf``: nothing labeled resembles it, so it comes
   first within its class.
 - When a class has fewer candidates than its share,
-  `jal.selection.per_class_lowest` gives its unused share to the other classes equally (water-filling); see
-  there.
+  `jal.selection.per_class_lowest` gives its unused share to the other
+  classes equally (water-filling); see there.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _class_max_cosine(features, predictions, labeled_blocks, label_blocks):
 def class_similarity_scores(features: np.ndarray, predictions: np.ndarray,
                             labeled_features: np.ndarray, labeled_labels: np.ndarray,
                             block: int = LABELED_BLOCK) -> np.ndarray:
-  """Eq. 2 of Krishnan et al. (2021): each candidate's highest cosine similarity within its predicted class.
+  """Eq. 2 of Krishnan et al. (2021): each candidate's highest cosine similarity in its class.
 
   Computed on the default device in float32, as a running maximum over
   blocks of ``block`` labeled examples (memory ``O(n block)``, whatever the

@@ -4,10 +4,11 @@ VAAL (Sinha, Ebrahimi & Darrell, ICCV 2019) and TA-VAAL (Kim et al., CVPR
 2021) train a VAE and a discriminator D on its latent code in a minimax game;
 MAL (Ebrahimi et al. 2020) plays an entropy minimax between the encoder F and
 the cosine classifier C through a gradient reversal layer
-(`jal.models.layers.gradient_reversal`) and trains D on F's features. D outputs a logit; ``sigmoid(logit)`` is
-the probability that an example is labeled (target 1 = labeled, 0 =
-unlabeled), and every binary cross-entropy is computed from logits
-(`optax.sigmoid_binary_cross_entropy`), finite at any logit.
+(`jal.models.layers.gradient_reversal`) and trains D on F's features. D
+outputs a logit; ``sigmoid(logit)`` is the probability that an example is
+labeled (target 1 = labeled, 0 = unlabeled), and every binary cross-entropy is
+computed from logits (`optax.sigmoid_binary_cross_entropy`), finite at any
+logit.
 
 Batches have fixed shapes: ``mask`` arrays (float or bool ``[B]``, 1 for real
 examples, 0 for padding) drop the padding, and every mean is over the real

@@ -58,7 +58,7 @@ def _only_the_classifier(name: str) -> bool:
 
 
 class Strategy(base.Strategy):
-  """Trains with the supervised contrastive loss, then a linear classifier; queries as FeatureSim."""
+  """Supervised contrastive training, then a linear classifier; FeatureSim's query."""
 
   plain_fit = False
 

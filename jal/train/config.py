@@ -36,7 +36,8 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
   return cfg
 
 
-def optimizer_config(optimizer: str, learning_rate: float, **overrides) -> ml_collections.ConfigDict:
+def optimizer_config(optimizer: str, learning_rate: float,
+                     **overrides) -> ml_collections.ConfigDict:
   """The optimiser of a network trained alongside the task model, over its epochs.
 
   ``lr_schedule`` (``'constant'``, ``'multistep'``, ``'cosine'``) is then in

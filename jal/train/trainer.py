@@ -218,8 +218,10 @@ class Trainer:
                                  self.batch_sharding)
 
 
-def epoch_schedule(cfg: ml_collections.ConfigDict, epoch: int, epochs: int) -> dict[str, np.float32]:
-  """Epoch ``epoch``'s ``learning_rate`` (``cfg``'s schedule) and ``progress`` (``epoch / epochs``)."""
+def epoch_schedule(cfg: ml_collections.ConfigDict, epoch: int,
+                   epochs: int) -> dict[str, np.float32]:
+  """Epoch ``epoch``'s ``learning_rate`` (``cfg``'s schedule) and ``progress``
+  (``epoch / epochs``)."""
   return {'learning_rate': np.float32(optim.learning_rate(cfg, epoch)),
           'progress': np.float32(epoch / epochs)}
 

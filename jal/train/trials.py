@@ -62,7 +62,8 @@ def fit_trials(trainer: Trainer, states: Sequence[TrainState], images: jax.Array
   epoch_fn = trainer.loop.epoch_function((images, jnp.stack(list(labels))), (pool,),
                                          jnp.stack(list(keys)), num_steps, trials=True)
   stacked, metrics = epochs_lib.run_epochs(
-      epoch_fn, stacked, epochs=epochs, schedule_fn=lambda epoch: epoch_schedule(cfg, epoch, epochs),
+      epoch_fn, stacked, epochs=epochs,
+      schedule_fn=lambda epoch: epoch_schedule(cfg, epoch, epochs),
       sharding=trainer.replicated, description=description)
   trials = range(len(states))
   return ([jax.tree.map(lambda x, t=t: x[t], stacked) for t in trials],

@@ -28,24 +28,23 @@ also writes every figure as JSON.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import os
-import platform
-import statistics
 import sys
-import time
-from typing import Any, Callable
 
 from absl import app, flags
 import jax
 import ml_collections
 import numpy as np
 
-from jal import config_util, inference, progress, sharding, training
-from jal.data.dataset import Dataset
-from jal.models import ClassifierHead, MultiHeadNet, compute_dtype, get_backbone
+import _bench
+from jal import sharding, strategies, train
+from jal.models import ClassifierHead, MultiHeadNet, RotationHead, compute_dtype, get_backbone
+from jal.objectives.classification import cross_entropy_loss
 from jal.pool import Pool
 from jal.strategies import base, pal
+from jal.task import make_task
+from jal.train import inference
 
 # Sizes per preset; every one can be overridden by its flag.
 PRESETS = {
@@ -82,10 +81,7 @@ _ONLY = flags.DEFINE_list('only', ['train', 'inference', 'pal_score', 'pal_round
                           'Workloads to run.')
 _JSON = flags.DEFINE_string('json', None, 'Also write the figures to this JSON file.')
 
-NUM_CLASSES = 10
-IMAGE_SHAPE = (32, 32, 3)
-MEAN = np.array([0.49, 0.48, 0.45], np.float32)
-STD = np.array([0.25, 0.24, 0.26], np.float32)
+NUM_CLASSES = _bench.NUM_CLASSES
 CROP_PAD = 4
 FINETUNE_EPOCHS = 5  # PAL's g' (jal's default for the paper's unstated value)
 NUM_SUBQUERIES = 5
@@ -102,34 +98,24 @@ class Figure:
   def per_second(self) -> float:
     return self.items / self.seconds
 
-
-def measure(run: Callable[[], Any], repeats: int) -> tuple[float, float]:
-  """``(median seconds, first-call seconds - median)`` of ``run`` (which must block)."""
-  start = time.perf_counter()
-  run()
-  first = time.perf_counter() - start
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    run()
-    times.append(time.perf_counter() - start)
-  median = statistics.median(times)
-  return median, max(0.0, first - median)
+  @classmethod
+  def of(cls, timing: _bench.Timing, items: int) -> 'Figure':
+    return cls(timing.median, timing.compile_seconds, items)
 
 
 # -------------------------------------------------------------------- jal ---
 
 
 def _train_config(batch_size: int, epochs: int, learning_rate: float = 0.01):
-  return config_util.train_config(optimizer='sgd', learning_rate=learning_rate, momentum=0.9,
-                                  weight_decay=5e-4, epochs=epochs, batch_size=batch_size,
-                                  crop_pad=CROP_PAD, flip=True)
+  return train.train_config(optimizer='sgd', learning_rate=learning_rate, momentum=0.9,
+                            weight_decay=5e-4, epochs=epochs, batch_size=batch_size,
+                            crop_pad=CROP_PAD, flip=True)
 
 
 def _jal_model(s, rotation: bool):
   heads = {'classifier': ClassifierHead(NUM_CLASSES)}
   if rotation:
-    heads['rotation'] = pal.RotationHead()
+    heads['rotation'] = RotationHead()
   return MultiHeadNet(get_backbone(s.network, width=s.width, dtype=compute_dtype(s.dtype)),
                       heads)
 
@@ -143,17 +129,17 @@ class JalBench:
 
   name = 'jal'
 
-  def __init__(self, s, images: np.ndarray, labels: np.ndarray):
+  def __init__(self, s, dataset):
     self.s = s
+    self.dataset = dataset
     self.mesh = sharding.make_mesh()
     on_device = sharding.replicated(self.mesh)
-    self.images = jax.device_put(images, on_device)
-    self.labels = jax.device_put(labels, on_device)
-    self.host_images, self.host_labels = images, labels
+    self.images = jax.device_put(dataset.train_images, on_device)
+    self.labels = jax.device_put(dataset.train_labels, on_device)
 
-  def _trainer(self, model, batch_size, epochs, loss=training.cross_entropy_loss):
-    return training.Trainer(model, _train_config(batch_size, epochs), loss, MEAN, STD, True,
-                            self.mesh, IMAGE_SHAPE)
+  def _trainer(self, model, batch_size, epochs, loss=cross_entropy_loss):
+    return train.Trainer(model, loss, _train_config(batch_size, epochs), self.dataset.spec,
+                         self.mesh)
 
   def train(self) -> Figure:
     s = self.s
@@ -162,96 +148,96 @@ class JalBench:
     state = [trainer.init(jax.random.key(0))]
 
     def run():
-      state[0], _ = training.fit(trainer, state[0], self.images, self.labels, indices, epochs=1,
-                                 key=jax.random.key(1))
-    seconds, compile_seconds = measure(run, s.repeats)
-    return Figure(seconds, compile_seconds, indices.size)
+      state[0], _ = train.fit(trainer, state[0], self.images, self.labels, indices, epochs=1,
+                              key=jax.random.key(1))
+    return Figure.of(_bench.measure(run, s.repeats), indices.size)
 
   def inference(self) -> Figure:
     s = self.s
     trainer = self._trainer(_jal_model(s, rotation=False), s.batch_size, 1)
     variables = trainer.init(jax.random.key(0)).variables
     indices = np.arange(s.pool_size)
-    seconds, compile_seconds = measure(
+    timing = _bench.measure(
         lambda: trainer.predict(variables, self.images, indices, _logits, s.eval_batch_size),
         s.repeats)
-    return Figure(seconds, compile_seconds, indices.size)
+    return Figure.of(timing, indices.size)
 
   def pal_score(self) -> Figure:
     s = self.s
     model = _jal_model(s, rotation=True)
     trainer = self._trainer(model, s.batch_size, 1)
     variables = trainer.init(jax.random.key(0)).variables
-    score = jax.jit(lambda v, x, i: pal.score_batch(model, MEAN, STD, v, x, i))
+    spec = self.dataset.spec
+    score = jax.jit(functools.partial(pal.score_batch, model, spec.mean, spec.std))
     indices = np.arange(s.pool_size)
-    seconds, compile_seconds = measure(
+    timing = _bench.measure(
         lambda: inference.map_batches(score, (variables, self.images), indices,
                                       s.eval_batch_size, trainer.batch_sharding), s.repeats)
-    return Figure(seconds, compile_seconds, indices.size)
+    return Figure.of(timing, indices.size)
 
   def pal_round(self) -> Figure:
     """A round as `jal.experiment.run` does it, without the file writing."""
     s = self.s
-    config = config_util.base_config()
+    config = _bench.protocol()
     config.model.name, config.model.width, config.model.dtype = s.network, s.width, s.dtype
     config.train = _train_config(s.batch_size, s.round_epochs)
     config.eval_batch_size = s.eval_batch_size
-    config.strategy = config_util.pal_strategy(
-        num_subqueries=NUM_SUBQUERIES,
-        scoring_model=dict(name=s.network, width=s.width, dtype=s.dtype),
-        scoring_train=_train_config(s.batch_size, s.round_epochs),
-        finetune=_train_config(s.batch_size, FINETUNE_EPOCHS))
+    config.strategy.name = 'pal'
+    cfg = config.strategy.pal
+    cfg.num_subqueries = NUM_SUBQUERIES
+    cfg.scoring_model.update(name=s.network, width=s.width, dtype=s.dtype)
+    cfg.scoring_train = _train_config(s.batch_size, s.round_epochs)
+    cfg.finetune = _train_config(s.batch_size, FINETUNE_EPOCHS)
     n = s.round_labeled + s.round_unlabeled
-    dataset = Dataset('synthetic', self.host_images[:n], self.host_labels[:n],
-                      self.host_images[:1], self.host_labels[:1],
-                      tuple(str(c) for c in range(NUM_CLASSES)), True, MEAN, STD)
-    strategy = pal.Strategy(config, dataset, self.mesh)
-    task_model = _jal_model(s, rotation=False)
-    task_trainer = self._trainer(task_model, s.batch_size, s.round_epochs)
+    dataset = dataclasses.replace(self.dataset, train_images=self.dataset.train_images[:n],
+                                  train_labels=self.dataset.train_labels[:n])
+    task = make_task(dataset.class_names)
+    strategy = strategies.build(config, dataset.pool_data(), task, self.mesh)
     labeled = np.arange(s.round_labeled)
     pool = Pool(n, np.zeros(0, np.int64), np.zeros(0, np.int32)).add(
-        labeled, self.host_labels[labeled])
-    labels = jax.device_put(pool.label_array(), sharding.replicated(self.mesh))
+        labeled, dataset.train_labels[labeled])
+    labels = jax.device_put(task.label_array(pool), sharding.replicated(self.mesh))
     images = self.images[:n]
 
     def run():
-      state = task_trainer.init(jax.random.key(0))
-      state, _ = training.fit(task_trainer, state, images, labels, labeled,
-                              epochs=s.round_epochs, key=jax.random.key(1))
-      task = base.TaskModel(task_trainer, state.variables, s.eval_batch_size)
-      ctx = base.RoundContext(config, dataset, 0, pool, images, labels, pool.unlabeled, task,
-                              self.mesh)
+      fitted = strategy.fit(strategy.trainer.init(jax.random.key(0)), images, labels, pool,
+                            key=jax.random.key(1), description='PAL round task model')
+      model = base.TaskModel(strategy.trainer, fitted.state.variables, s.eval_batch_size)
+      ctx = base.RoundContext(config, strategy.data, 0, pool, images, labels, pool.unlabeled,
+                              model, self.mesh, fitted=fitted.aux)
       return strategy.query(ctx, s.round_budget)
-    seconds, compile_seconds = measure(run, s.repeats)
-    return Figure(seconds, compile_seconds, 0)
+    return Figure.of(_bench.measure(run, s.repeats), 0)
 
 
 # ---------------------------------------------------------------- PyTorch ---
 
 
 class TorchBench:
-  """The PyTorch reference (`torch_reference.py`) in one mode: eager or compiled."""
+  """The PyTorch reference (`torch_reference`) in one mode: eager or compiled."""
 
-  def __init__(self, s, images: np.ndarray, labels: np.ndarray, mode: str):
+  def __init__(self, s, dataset, mode: str):
     import torch  # pylint: disable=g-import-not-at-top
     import torch_reference  # pylint: disable=g-import-not-at-top
     self.torch, self.ref, self.s, self.mode = torch, torch_reference, s, mode
     self.name = f'torch {mode}'
     self.device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    self.images = torch.from_numpy(images).to(self.device)
-    self.labels = torch.from_numpy(labels.astype(np.int64)).to(self.device)
-    self.host_labels = labels
-    self.mean = torch.from_numpy(MEAN).to(self.device)
-    self.std = torch.from_numpy(STD).to(self.device)
+    self.images = torch.from_numpy(dataset.train_images).to(self.device)
+    self.labels = torch.from_numpy(dataset.train_labels.astype(np.int64)).to(self.device)
+    self.mean = torch.from_numpy(dataset.mean).to(self.device)
+    self.std = torch.from_numpy(dataset.std).to(self.device)
     self.compile = mode == 'compile'
 
-  def _autocast(self):
-    return self.torch.autocast(self.device.type, dtype=self.torch.bfloat16,
-                               enabled=self.s.dtype == 'bfloat16')
+  def _figure(self, work, items: int) -> Figure:
+    """Times ``work()`` under autocast (with ``--dtype=bfloat16``), synchronised."""
+    torch = self.torch
 
-  def _sync(self):
-    if self.device.type == 'cuda':
-      self.torch.cuda.synchronize()
+    def run():
+      with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                          enabled=self.s.dtype == 'bfloat16'):
+        work()
+      if self.device.type == 'cuda':
+        torch.cuda.synchronize()
+    return Figure.of(_bench.measure(run, self.s.repeats), items)
 
   def _network(self):
     torch = self.torch
@@ -265,13 +251,9 @@ class TorchBench:
     trainer = self.ref.Trainer(self._network(), 'ce', 0.01, CROP_PAD, True, self.mean, self.std,
                                compile=self.compile)
     indices = np.arange(s.batch_size * s.train_steps)
-
-    def run():
-      with self._autocast():
-        trainer.fit(self.images, self.labels, indices, 1, s.batch_size, seed=1)
-      self._sync()
-    seconds, compile_seconds = measure(run, s.repeats)
-    return Figure(seconds, compile_seconds, indices.size)
+    return self._figure(
+        lambda: trainer.fit(self.images, self.labels, indices, 1, s.batch_size, seed=1),
+        indices.size)
 
   def _eval_network(self):
     model = self._network().eval()
@@ -281,67 +263,40 @@ class TorchBench:
     s = self.s
     model = self._eval_network()
     indices = np.arange(s.pool_size)
-
-    def run():
-      with self._autocast():
-        self.ref.predict(model, self.images, indices, s.eval_batch_size, self.mean, self.std)
-    seconds, compile_seconds = measure(run, s.repeats)
-    return Figure(seconds, compile_seconds, indices.size)
+    return self._figure(
+        lambda: self.ref.predict(model, self.images, indices, s.eval_batch_size, self.mean,
+                                 self.std), indices.size)
 
   def pal_score(self) -> Figure:
     s = self.s
     model = self._eval_network()
     indices = np.arange(s.pool_size)
-
-    def run():
-      with self._autocast():
-        self.ref.pal_scores(model, self.images, indices, s.eval_batch_size, self.mean, self.std)
-    seconds, compile_seconds = measure(run, s.repeats)
-    return Figure(seconds, compile_seconds, indices.size)
+    return self._figure(
+        lambda: self.ref.pal_scores(model, self.images, indices, s.eval_batch_size, self.mean,
+                                    self.std), indices.size)
 
   def pal_round(self) -> Figure:
     s = self.s
     n = s.round_labeled + s.round_unlabeled
-
-    def run():
-      with self._autocast():
-        self.ref.pal_round(
-            self.images[:n], self.labels[:n], np.arange(s.round_labeled),
-            np.arange(s.round_labeled, n), s.round_budget, task_network=s.network,
-            scoring_network=s.network, width_task=s.width, width_scoring=s.width,
-            num_classes=NUM_CLASSES, epochs_task=s.round_epochs,
-            epochs_scoring=s.round_epochs, epochs_finetune=FINETUNE_EPOCHS,
-            num_subqueries=NUM_SUBQUERIES, batch_size=s.batch_size,
-            eval_batch_size=s.eval_batch_size, learning_rate=0.01,
-            finetune_learning_rate=0.01, crop_pad=CROP_PAD, flip=True, mean=self.mean,
-            std=self.std, compile=self.compile, seed=0)
-      self._sync()
-    seconds, compile_seconds = measure(run, s.repeats)
-    return Figure(seconds, compile_seconds, 0)
+    return self._figure(lambda: self.ref.pal_round(
+        self.images[:n], self.labels[:n], np.arange(s.round_labeled),
+        np.arange(s.round_labeled, n), s.round_budget, task_network=s.network,
+        scoring_network=s.network, width_task=s.width, width_scoring=s.width,
+        num_classes=NUM_CLASSES, epochs_task=s.round_epochs,
+        epochs_scoring=s.round_epochs, epochs_finetune=FINETUNE_EPOCHS,
+        num_subqueries=NUM_SUBQUERIES, batch_size=s.batch_size,
+        eval_batch_size=s.eval_batch_size, learning_rate=0.01,
+        finetune_learning_rate=0.01, crop_pad=CROP_PAD, flip=True, mean=self.mean,
+        std=self.std, compile=self.compile, seed=0), 0)
 
 
 # ------------------------------------------------------------------ report ---
 
 
 def _settings() -> ml_collections.ConfigDict:
-  s = ml_collections.ConfigDict(PRESETS[_PRESET.value])
-  for name, flag in [('network', _NETWORK), ('width', _WIDTH), ('batch_size', _BATCH),
-                     ('train_steps', _STEPS), ('eval_batch_size', _EVAL_BATCH),
-                     ('pool_size', _POOL), ('round_labeled', _LABELED),
-                     ('round_unlabeled', _UNLABELED), ('round_budget', _BUDGET),
-                     ('round_epochs', _EPOCHS), ('repeats', _REPEATS)]:
-    if flag.value is not None:
-      s[name] = flag.value
-  s.dtype = _DTYPE.value
-  return s
-
-
-def _hardware() -> str:
-  device = jax.devices()[0]
-  cpu = f'{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})'
-  if device.platform == 'cpu':
-    return cpu
-  return f'{jax.device_count()} x {device.device_kind}, {cpu}'
+  return _bench.settings(PRESETS, _PRESET.value,
+                         [_NETWORK, _WIDTH, _BATCH, _STEPS, _EVAL_BATCH, _POOL, _LABELED,
+                          _UNLABELED, _BUDGET, _EPOCHS, _REPEATS], dtype=_DTYPE.value)
 
 
 def _describe(workload: str, fig: Figure) -> str:
@@ -354,20 +309,16 @@ def _describe(workload: str, fig: Figure) -> str:
 
 def main(argv):
   del argv
-  progress.set_enabled(False)
   s = _settings()
   workloads = [w for w in _ONLY.value
                if w != 'pal_round' or (s.round_labeled > 0 and s.round_budget > 0)]
   modes = [m for m in _REFERENCE.value if m != 'none']
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   n = max(s.batch_size * s.train_steps, s.pool_size, s.round_labeled + s.round_unlabeled)
-  rng = np.random.default_rng(0)
-  images = rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8)
-  labels = rng.integers(0, NUM_CLASSES, n).astype(np.int32)
+  dataset = _bench.synthetic_dataset(n)
 
-  benches = [JalBench(s, images, labels)]
+  benches = [JalBench(s, dataset)]
   try:
-    benches += [TorchBench(s, images, labels, mode) for mode in modes]
+    benches += [TorchBench(s, dataset, mode) for mode in modes]
   except ImportError as e:
     sys.exit(f'benchmark: error: the PyTorch reference needs torch ({e}); '
              'pip install -e ".[bench]", or pass --reference=none')
@@ -376,11 +327,7 @@ def main(argv):
         f'{s.train_steps} steps, eval batch {s.eval_batch_size}, pool {s.pool_size}, PAL round '
         f'{s.round_labeled} labeled + {s.round_unlabeled} unlabeled -> {s.round_budget} '
         f'({s.round_epochs} epochs), median of {s.repeats}')
-  print(f'hardware: {_hardware()}; jax {jax.__version__} on {jax.default_backend()}', end='')
-  if modes:
-    import torch  # pylint: disable=g-import-not-at-top
-    print(f', torch {torch.__version__} ({torch.get_num_threads()} threads)', end='')
-  print(flush=True)
+  print(_bench.versions(benches[1].torch if modes else None), flush=True)
 
   figures: dict[str, dict[str, Figure]] = {}
   for workload in workloads:
@@ -399,7 +346,7 @@ def main(argv):
       print(f'  {workload:10s} ' + '   '.join(ratios))
   if _JSON.value:
     with open(_JSON.value, 'w') as f:
-      json.dump({'settings': s.to_dict(), 'hardware': _hardware(),
+      json.dump({'settings': s.to_dict(), 'hardware': _bench.hardware(),
                  'figures': {w: {b: dataclasses.asdict(fig) for b, fig in by.items()}
                              for w, by in figures.items()}}, f, indent=1)
 

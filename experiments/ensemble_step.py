@@ -11,14 +11,12 @@ of M vmapped members, on the same batch, in one run.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 from absl import app, flags
 import jax
 import jax.numpy as jnp
 import optax
 
+import _bench
 from jal.models import ClassifierHead, Ensemble, MultiHeadNet, get_backbone
 
 _NETWORK = flags.DEFINE_enum('network', 'small_cnn', ['small_cnn', 'resnet18'], 'Member network.')
@@ -39,13 +37,9 @@ def _step_seconds(model, x, labels, members: bool) -> float:
     return jnp.sum(jnp.mean(ce, axis=0)), state
 
   step = jax.jit(jax.grad(loss, has_aux=True))
-  jax.block_until_ready(step(variables['params'], variables['batch_stats']))
-  times = []
-  for _ in range(_REPEATS.value):
-    start = time.perf_counter()
-    jax.block_until_ready(step(variables['params'], variables['batch_stats']))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  return _bench.measure(
+      lambda: jax.block_until_ready(step(variables['params'], variables['batch_stats'])),
+      _REPEATS.value).median
 
 
 def main(argv):

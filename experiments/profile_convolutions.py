@@ -18,15 +18,13 @@ Figures quoted in BENCHMARKS.md come from this script.
 from __future__ import annotations
 
 import os
-import statistics
-import sys
-import time
 
 from absl import app, flags
 import jax
 import jax.numpy as jnp
 import optax
 
+import _bench
 from jal.models import ClassifierHead, MultiHeadNet, get_backbone
 
 _BATCH = flags.DEFINE_integer('batch_size', 128, 'Batch size.')
@@ -35,13 +33,7 @@ _WIDTH = flags.DEFINE_integer('width', 32, 'Small CNN width.')
 
 def median_seconds(fn, repeats: int = 5) -> float:
   """Median wall time of ``fn()`` (which must block) after one warm-up call."""
-  fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  return _bench.measure(fn, repeats).median
 
 
 def network_passes(batch: int, width: int) -> None:
@@ -136,7 +128,6 @@ def loop_bodies(batch: int, width: int) -> None:
 
 def main(argv):
   del argv
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   print(f'jax {jax.__version__} on {jax.default_backend()} ({jax.devices()[0].device_kind}), '
         f'{os.cpu_count()} CPU cores')
   network_passes(_BATCH.value, _WIDTH.value)

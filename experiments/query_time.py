@@ -1,6 +1,6 @@
 r"""Query time of every acquisition strategy, in units of Entropy's (SCAL paper, Table 1).
 
-The SCAL paper (paper 002, Table 1) times each strategy's query with a
+The SCAL paper (Krishnan et al. 2021, Table 1) times each strategy's query with a
 ResNet-18 task model selecting 1,000 from a random 10,000-sample subset and
 divides by Entropy's time: Entropy 1.0, Learning Loss 1.8, CoreSet 15.2,
 BALD (50 passes) 35.7, DFM 1.38, FeatureSim 1.32, SCAL 1.37. This script
@@ -29,20 +29,21 @@ unit); ``--json=FILE`` also writes the figures.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 
 from absl import app, flags
 import jax
+import ml_collections
 import numpy as np
 
-from jal import config_util, progress, rng, sharding, strategies, training
-from jal.data.dataset import Dataset
+import _bench
+from jal import rng, sharding, strategies
+from jal.data import Dataset
 from jal.pool import Pool
-from jal.strategies import _mc_dropout, base
+from jal.strategies import base, mc_dropout
+from jal.task import make_task
 
 # The strategies that query with the task model alone (PAL, VAAL, ... train
 # networks of their own inside the query: their cost is training, not scoring).
@@ -82,47 +83,32 @@ _MC_REPEATS = flags.DEFINE_integer('mc_repeats', None, 'The same, for the MC-dro
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype.')
 _JSON = flags.DEFINE_string('json', None, 'Also write the figures to this JSON file.')
 
-NUM_CLASSES = 10
-IMAGE_SHAPE = (32, 32, 3)
+def _settings() -> ml_collections.ConfigDict:
+  return _bench.settings(PRESETS, _PRESET.value,
+                         [_CANDIDATES, _BUDGET, _LABELED, _WIDTH, _EVAL_BATCH, _MC_BATCH,
+                          _REPEATS, _MC_REPEATS],
+                         network=_NETWORK.value, num_mc_samples=_SAMPLES.value,
+                         dtype=_DTYPE.value)
 
 
-def hardware() -> str:
-  """The devices and host measured on, in words."""
-  device = jax.devices()[0]
-  cpu = f'{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})'
-  return cpu if device.platform == 'cpu' else f'{jax.device_count()} x {device.device_kind}, {cpu}'
-
-
-def _settings() -> dict:
-  s = dict(PRESETS[_PRESET.value])
-  for name, flag in [('candidates', _CANDIDATES), ('budget', _BUDGET), ('labeled', _LABELED),
-                     ('width', _WIDTH), ('eval_batch_size', _EVAL_BATCH),
-                     ('mc_batch_size', _MC_BATCH), ('repeats', _REPEATS),
-                     ('mc_repeats', _MC_REPEATS)]:
-    if flag.value is not None:
-      s[name] = flag.value
-  s.update(network=_NETWORK.value, num_mc_samples=_SAMPLES.value, dtype=_DTYPE.value)
-  return s
-
-
-def _config(s: dict, name: str):
-  config = config_util.base_config()
+def _config(s, name: str) -> ml_collections.ConfigDict:
+  config = _bench.protocol()
   config.model.name = s['network']
   config.model.width = s['width']
   config.model.dtype = s['dtype']
   config.eval_batch_size = s['eval_batch_size']
-  config.strategy = config_util.strategy_config(
-      name, num_mc_samples=s['num_mc_samples'], mc_batch_size=s['mc_batch_size'])
+  config.strategy.name = name
+  config.strategy.mc_dropout.num_mc_samples = s['num_mc_samples']
+  config.strategy.mc_dropout.mc_batch_size = s['mc_batch_size']
   return config
 
 
-def time_query(s: dict, name: str, dataset: Dataset, images: jax.Array, labels: jax.Array,
+def time_query(s, name: str, dataset: Dataset, images: jax.Array, labels: jax.Array,
                mesh) -> dict:
   """Compile seconds and the median seconds of ``s['repeats']`` queries of ``name``."""
   config = _config(s, name)
-  strategy = strategies.get(name)(config, dataset, mesh)
-  trainer = training.Trainer(strategy.task_model(NUM_CLASSES), config.train, strategy.task_loss,
-                             dataset.mean, dataset.std, dataset.flip, mesh, IMAGE_SHAPE)
+  strategy = strategies.build(config, dataset.pool_data(), make_task(dataset.class_names), mesh)
+  trainer = strategy.trainer
   variables = trainer.init(rng.key(0, f'query_time_{name}')).variables
   task = base.TaskModel(trainer, variables, config.eval_batch_size)
   n = dataset.num_train
@@ -132,7 +118,8 @@ def time_query(s: dict, name: str, dataset: Dataset, images: jax.Array, labels: 
   candidates = pool.unlabeled
 
   def query(candidates, budget):
-    ctx = base.RoundContext(config, dataset, 0, pool, images, labels, candidates, task, mesh)
+    ctx = base.RoundContext(config, strategy.data, 0, pool, images, labels, candidates, task,
+                            mesh)
     start = time.perf_counter()
     picked = strategy.query(ctx, budget)
     seconds = time.perf_counter() - start
@@ -145,7 +132,7 @@ def time_query(s: dict, name: str, dataset: Dataset, images: jax.Array, labels: 
   # would double the run); the others on the full query, as CoreSet's greedy
   # is compiled for the number of candidates. Compile time is the warm-up's
   # time minus its share of the steady-state time.
-  chunked = isinstance(strategy, _mc_dropout.MCDropoutStrategy)
+  chunked = isinstance(strategy, mc_dropout.Strategy)
   warm = candidates[:max(s['eval_batch_size'], s['mc_batch_size'])] if chunked else candidates
   first = query(warm, min(s['budget'], warm.size))
   repeats = s['mc_repeats'] if chunked else s['repeats']
@@ -158,7 +145,6 @@ def time_query(s: dict, name: str, dataset: Dataset, images: jax.Array, labels: 
 
 def main(argv):
   del argv
-  progress.set_enabled(False)
   s = _settings()
   names = ['entropy'] + [n for n in _STRATEGIES.value if n != 'entropy']
   unknown = sorted(set(names) - set(strategies.available()))
@@ -166,22 +152,18 @@ def main(argv):
     sys.exit(f'query_time: error: unknown strategies {unknown}; known: '
              f'{", ".join(strategies.available())}')
   n = s['labeled'] + s['candidates']
-  generator = np.random.default_rng(0)
-  host_images = generator.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8)
-  host_labels = generator.integers(0, NUM_CLASSES, n).astype(np.int32)
-  dataset = Dataset('synthetic', host_images, host_labels, host_images[:1], host_labels[:1],
-                    tuple(str(c) for c in range(NUM_CLASSES)), True,
-                    np.full(3, 0.5, np.float32), np.full(3, 0.25, np.float32))
+  dataset = _bench.synthetic_dataset(n)
   mesh = sharding.make_mesh()
   on_device = sharding.replicated(mesh)
-  images = jax.device_put(host_images, on_device)
-  labels = jax.device_put(np.where(np.arange(n) < s['labeled'], host_labels, -1), on_device)
+  images = jax.device_put(dataset.train_images, on_device)
+  labels = jax.device_put(np.where(np.arange(n) < s['labeled'], dataset.train_labels, -1),
+                          on_device)
 
   print(f"query time: {s['network']} width {s['width']}, {s['dtype']}, select {s['budget']} of "
         f"{s['candidates']} candidates, {s['labeled']} labeled, scoring batch "
         f"{s['eval_batch_size']}, MC dropout T = {s['num_mc_samples']} in calls of "
         f"{s['mc_batch_size']} images, median of {s['repeats']} ({s['mc_repeats']} for MC dropout)")
-  print(f'hardware: {hardware()}; jax {jax.__version__} on {jax.default_backend()}', flush=True)
+  print(_bench.versions(), flush=True)
   figures = {}
   for name in names:
     figures[name] = time_query(s, name, dataset, images, labels, mesh)
@@ -191,7 +173,8 @@ def main(argv):
           f"  (paper {paper})   compile {figures[name]['compile_seconds']:.2f} s", flush=True)
   if _JSON.value:
     with open(_JSON.value, 'w') as f:
-      json.dump({'settings': s, 'hardware': hardware(), 'figures': figures}, f, indent=1)
+      json.dump({'settings': s.to_dict(), 'hardware': _bench.hardware(), 'figures': figures}, f,
+                indent=1)
 
 
 if __name__ == '__main__':

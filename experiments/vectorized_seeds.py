@@ -1,7 +1,7 @@
 r"""Seeds trained together (vmapped) against one after another: the fit of one round.
 
-`jal.training.fit_trials` trains T task models, one per seed, in one program
-vmapped over the seeds; `jal.training.fit` trains one. This script times one
+`jal.train.fit_trials` trains T task models, one per seed, in one program
+vmapped over the seeds; `jal.train.fit` trains one. This script times one
 round's fit of T seeds both ways, on the same pools, in the same run, and
 prints the ratio (sequential / vmapped: above 1 means vmapping is faster).
 Compilation is excluded (a first fit of each kind warms up).
@@ -9,7 +9,8 @@ Compilation is excluded (a first fit of each kind warms up).
   python experiments/vectorized_seeds.py                     # small CNN, width 16
   python experiments/vectorized_seeds.py --network=resnet18 --width=64 --labeled=5000
 
-`jal.comparison.run_comparison` vectorises seeds by default only on GPU/TPU.
+`jal.comparison.run_comparison` vectorises seeds (`jal.trials.run_trials`) by
+default only on GPU/TPU (`jal.platform.vectorized_members`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from absl import app, flags
 import jax
 import numpy as np
 
-from jal import config_util, progress, rng, sharding, strategies, training
-from jal.data.dataset import Dataset
+import _bench
+from jal import rng, sharding, strategies, train
+from jal.task import make_task
 
 _TRIALS = flags.DEFINE_integer('trials', 3, 'Seeds trained together.')
 _LABELED = flags.DEFINE_integer('labeled', 1000, 'Labeled pool of each seed.')
@@ -33,22 +35,18 @@ _BATCH = flags.DEFINE_integer('batch_size', 64, 'Batch size.')
 
 def main(argv):
   del argv
-  progress.set_enabled(False)
-  n, classes = 4 * _LABELED.value, 10
+  n = 4 * _LABELED.value
   generator = np.random.default_rng(0)
-  images = generator.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-  labels = generator.integers(0, classes, n).astype(np.int32)
-  dataset = Dataset('synthetic', images, labels, images[:1], labels[:1],
-                    tuple(map(str, range(classes))), True, np.full(3, 0.5, np.float32),
-                    np.full(3, 0.25, np.float32))
-  config = config_util.base_config()
+  dataset = _bench.synthetic_dataset(n, generator)
+  labels = dataset.train_labels
+  config = _bench.protocol()
   config.model.name, config.model.width = _NETWORK.value, _WIDTH.value
-  config.train = config_util.train_config(epochs=_EPOCHS.value, batch_size=_BATCH.value)
+  config.train = train.train_config(epochs=_EPOCHS.value, batch_size=_BATCH.value)
+  config.strategy.name = 'random'
   mesh = sharding.make_mesh()
-  strategy = strategies.get('random')(config, dataset, mesh)
-  trainer = training.Trainer(strategy.task_model(classes), config.train, strategy.task_loss,
-                             dataset.mean, dataset.std, dataset.flip, mesh, (32, 32, 3))
-  device_images = jax.device_put(images, sharding.replicated(mesh))
+  strategy = strategies.build(config, dataset.pool_data(), make_task(dataset.class_names), mesh)
+  trainer = strategy.trainer
+  device_images = jax.device_put(dataset.train_images, sharding.replicated(mesh))
   trials = range(_TRIALS.value)
   pools = [np.sort(generator.choice(n, _LABELED.value, replace=False)) for _ in trials]
   device_labels = []
@@ -59,14 +57,14 @@ def main(argv):
   keys = [rng.key(0, 'bench', t) for t in trials]
 
   def one_by_one():
-    return [training.fit(trainer, trainer.init(rng.key(0, 'init', t)), device_images,
-                         device_labels[t], pools[t], epochs=_EPOCHS.value, key=keys[t])[0]
+    return [train.fit(trainer, trainer.init(rng.key(0, 'init', t)), device_images,
+                      device_labels[t], pools[t], epochs=_EPOCHS.value, key=keys[t])[0]
             for t in trials]
 
   def together():
-    return training.fit_trials(trainer, [trainer.init(rng.key(0, 'init', t)) for t in trials],
-                               device_images, device_labels, pools, epochs=_EPOCHS.value,
-                               keys=keys)[0]
+    return train.fit_trials(trainer, [trainer.init(rng.key(0, 'init', t)) for t in trials],
+                            device_images, device_labels, pools, epochs=_EPOCHS.value,
+                            keys=keys)[0]
 
   def timed(fn):
     start = time.perf_counter()

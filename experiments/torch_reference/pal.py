@@ -22,9 +22,9 @@ from .training import Trainer, as_device, normalize, padded_batches, rotation_ba
 def score_batch(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
   """PAL's ``(S_S, S_C)`` of a normalised NCHW batch ``[B]``, its four rotations in one forward.
 
-  ``S_S = -sum_k p(rotation k | x rotated by k)`` (`jal.acquisition.pretext.self_supervision_score`),
-  ``S_C = log C + mean_c log_softmax(classifier logits)`` of the unrotated copy
-  (`classification_score`).
+  ``S_S = -sum_k p(rotation k | x rotated by k)``
+  (`jal.acquisition.pretext.self_supervision_score`), ``S_C = log C + mean_c
+  log_softmax(classifier logits)`` of the unrotated copy (`classification_score`).
   """
   b = x.shape[0]
   rotated, _ = rotation_batch(x)

@@ -1,23 +1,11 @@
-"""VAAL's and TA-VAAL's training iteration in PyTorch, transcribed for `experiments/vaal_step.py`.
+"""VAAL's and TA-VAAL's training iteration in PyTorch, for `experiments/vaal_step.py`.
 
-`Solver` transcribes one iteration of VAAL's reference ``solver.py``
-(sinhasam/vaal; TA-VAAL's ranker and conditioning from TA-VAAL's
-``selection_methods.py`` and ``train_test.py``), interleaved in the order of
-jal's step (`jal.strategies.vaal`), with jal's networks: the task model is
-`torch_reference.networks.TaskNet` (TA-VAAL: with Learning Loss's loss
-prediction module as the ranker), the VAE has jal's layout (`VAE`: four 4x4
-stride-2 convolutions of ``w, 2w, 4w, 8w`` channels with batch norm, a linear
-layer to the mean and the log-variance, a linear layer and three 4x4 stride-2
-transposed convolutions back, a 1x1 convolution), D is the same MLP
-(`Discriminator`). Batches are gathered by index from a device-resident uint8
-tensor and padded-cropped, flipped and normalised with
-`torch_reference.training.crop_flip_normalize`; the labeled pool is batched
-as jal batches it (the last batch filled up and masked), the unlabeled
-batches wrap around a shuffled order. With ``compiled`` each of the five
-pieces (the gather and augmentation, the rank pass, the task loss, the VAE
-loss, D's loss) is ``torch.compile``d, their backward passes too; the
-optimiser steps and random draws stay eager. Where the transcription departs
-from the reference code, and why, is in ``experiments/vaal_step.py``.
+`Solver` transcribes an iteration of VAAL's reference ``solver.py``
+(sinhasam/vaal; TA-VAAL's ranker and conditioning from TA-VAAL's code) in
+the order of jal's step (`jal.strategies.vaal`), on jal's networks: `VAE`,
+`Discriminator` and `torch_reference.networks.TaskNet`. What it matches,
+where it departs from the reference code and why, is in the docstring of
+``experiments/vaal_step.py``.
 """
 
 from __future__ import annotations

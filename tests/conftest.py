@@ -1,4 +1,6 @@
-"""Shared fixtures: a tiny experiment config on the embedded digits dataset."""
+"""Shared fixtures and helpers: one XLA compilation cache for the session, a tiny experiment config
+on the embedded digits dataset (and its variant for the adversarial strategies), and the dataset,
+strategy and oracle as the loop builds them."""
 
 from __future__ import annotations
 
@@ -100,3 +102,13 @@ def simulated_oracle(config, dataset):
   """The experiment's oracle for ``dataset``."""
   from jal import oracle
   return oracle.make_oracle(config, dataset.train_labels, dataset.num_classes)
+
+
+def adversarial_config(name, **overrides):
+  """`tiny_config` with 16x16 digits (the VAE needs 16 pixels) and tiny networks."""
+  return tiny_config(name, **{
+      'dataset.image_size': 16, 'train.epochs': 1, 'strategy.vaal.vae.width': 2,
+      'strategy.vaal.vae.z_dim': 4, 'strategy.vaal.discriminator.width': 8,
+      'strategy.vaal.loss_prediction_width': 4, 'strategy.mal.train.epochs': 1,
+      'strategy.mal.train.batch_size': 16, 'strategy.mal.classifier_hidden': 8,
+      'strategy.mal.discriminator_width': 8, **overrides})

@@ -1,4 +1,8 @@
-"""End-to-end: the experiment loop on the embedded digits, resume, bad input."""
+"""End-to-end tests of jal.experiment, the active-learning loop, on the embedded digits: the
+rounds, their records and compilations, no implicit transfer, resume after a crash, warm starts,
+bad configs and data, a diverging loss, the candidate subset; and one round of each strategy with
+several (the baselines, the adversarial methods, the feature-based methods with every evaluation
+metric), with one-line errors for their bad settings."""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import pytest
 
 from jal import checkpoint, experiment, train
 from jal.errors import JalError
-from conftest import (build_strategy, load_dataset, simulated_oracle, strip_timings,
+from conftest import (adversarial_config, load_dataset, simulated_oracle, strip_timings,
                       tiny_config)
+from helpers import BASELINES as _BASELINES
 
 
 @pytest.fixture
@@ -246,31 +251,6 @@ def test_diverging_loss_stops_with_a_clear_error_and_keeps_finished_rounds(tmp_p
   assert [r['round'] for r in kept] == [0]
 
 
-def test_pal_finetune_scope_head_trains_only_the_rotation_head():
-  import jax
-  config = tiny_config('pal', **{'strategy.pal.finetune_scope': 'head'})
-  strategy, dataset = build_strategy(config)
-  images = jax.device_put(dataset.train_images)
-  labels = jax.device_put(dataset.train_labels)
-  state = strategy.scorer.init(jax.random.key(0))
-  before = jax.device_get(state.variables)
-  tuned, _ = train.fit(strategy.finetuner, strategy.finetuner.from_variables(before), images,
-                       labels, np.arange(40), epochs=2, key=jax.random.key(1))
-  after = jax.device_get(tuned.variables)
-  for name in ('backbone', 'heads_classifier'):
-    for a, b in zip(jax.tree.leaves(before['params'][name]), jax.tree.leaves(after['params'][name])):
-      np.testing.assert_array_equal(a, b)
-  for a, b in zip(jax.tree.leaves(before['batch_stats']), jax.tree.leaves(after['batch_stats'])):
-    np.testing.assert_array_equal(a, b)
-  assert not np.array_equal(before['params']['heads_rotation']['fc']['kernel'],
-                            after['params']['heads_rotation']['fc']['kernel'])
-
-
-def test_unknown_finetune_scope(tmp_path):
-  with pytest.raises(JalError, match="finetune_scope='x' is unknown"):
-    experiment.run(tiny_config('pal', **{'strategy.pal.finetune_scope': 'x'}), str(tmp_path))
-
-
 def test_bfloat16_run_matches_float32_closely(tmp_path):
   """Mixed precision (config.model.dtype and the scorer's) trains as well as float32."""
   overrides = {'model.dtype': 'bfloat16', 'strategy.pal.scoring_model.dtype': 'bfloat16',
@@ -307,4 +287,99 @@ def test_candidate_subset_is_random_per_round_and_holds_the_query(tmp_path):
 def test_candidate_subset_smaller_than_the_budget_is_refused(tmp_path):
   with pytest.raises(JalError, match='candidate_subset=10 is smaller than the budget of 20'):
     experiment.run(tiny_config('entropy', candidate_subset=10), str(tmp_path))
+  assert not (tmp_path / 'config.json').exists()
+
+
+# ---------------------------------------------------------- one round of each strategy
+
+
+@pytest.mark.parametrize('name', _BASELINES)
+def test_one_round_of_each_baseline(tmp_path, name):
+  config = tiny_config(name, **{'strategy.mc_dropout.num_mc_samples': 4,
+                                'strategy.ensemble.num_members': 2, 'train.epochs': 1})
+  records = experiment.run(config, str(tmp_path))
+  assert [r['query_size'] for r in records] == [20, 0]
+  assert all(np.isfinite(r['train_loss']) and 0 <= r['test_accuracy'] <= 1 for r in records)
+  metrics = records[0]['train_metrics']
+  assert metrics['loss'] == records[0]['train_loss'] and 0 <= metrics['accuracy'] <= 1
+  if name.startswith('learning_loss'):  # the two terms of L = L_task + lambda L_rank
+    assert metrics['loss'] == pytest.approx(metrics['task_loss'] + metrics['ranking_loss'],
+                                            rel=1e-5)
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({'strategy.mc_dropout.dropout_rate': 1.0}, 'dropout_rate=1.0 must be in'),
+    ({'strategy.mc_dropout.num_mc_samples': 1}, 'num_mc_samples=1'),
+    ({'strategy.ensemble.num_members': 1}, 'num_members=1 must be at least 2'),
+    ({'strategy.learning_loss.detach_after': 1.5}, 'detach_after=1.5'),
+])
+def test_bad_baseline_hyperparameters_give_one_line_errors(tmp_path, overrides, message):
+  from jal.errors import JalError
+  name = {'strategy.ensemble.num_members': 'ensemble_entropy',
+          'strategy.learning_loss.detach_after': 'learning_loss'}.get(next(iter(overrides)), 'bald')
+  with pytest.raises(JalError, match=message):
+    experiment.run(tiny_config(name, **overrides), str(tmp_path))
+  assert not (tmp_path / 'config.json').exists()
+
+
+@pytest.mark.parametrize('name', ['tavaal', 'mal'])
+def test_one_round_of_each_adversarial_method(tmp_path, name):
+  records = experiment.run(adversarial_config(name), str(tmp_path))
+  assert [r['num_labeled'] for r in records] == [30, 50]
+  assert [r['query_size'] for r in records] == [20, 0]
+  prefix = 'mal_' if name == 'mal' else ''
+  metrics = records[0]['train_metrics']
+  for key in ('discriminator_loss', 'discriminator_accuracy', 'discriminator_mean_labeled',
+              'discriminator_mean_unlabeled'):
+    assert np.isfinite(metrics[prefix + key])
+  assert 0 <= metrics[prefix + 'discriminator_accuracy'] <= 1
+  if name == 'tavaal':
+    assert metrics['loss'] == pytest.approx(metrics['task_loss'] + metrics['ranking_loss'],
+                                            rel=1e-5)
+    assert {'vae_reconstruction', 'vae_kl', 'vae_adversarial'} <= set(metrics)
+  else:
+    assert 0 <= metrics['mal_entropy'] <= np.log(10) + 1e-6
+  query = records[0]['query_metrics']
+  assert set(query) >= {'discriminator_mean_labeled', 'discriminator_mean_candidates',
+                        'discriminator_accuracy'}
+  assert records[1]['query_metrics'] == {}  # the last round does not query
+  logged = [json.loads(line) for line in open(tmp_path / 'results.jsonl')]
+  assert logged[0]['query_metrics'] == query
+
+
+@pytest.mark.parametrize('name', ['scal', 'featuresim', 'dfm'])
+def test_one_round_with_every_evaluation_metric(tmp_path, name):
+  config = tiny_config(name, **{'train.epochs': 1, 'evaluation.ood_classes': (9,),
+                                'evaluation.blur_severity': 2,
+                                'strategy.scal.classifier_train.epochs': 2,
+                                'strategy.scal.projection_dim': 8, 'strategy.dfm.components': 2})
+  records = experiment.run(config, str(tmp_path))
+  assert [r['query_size'] for r in records] == [20, 0]
+  for record in records:
+    assert 0 <= record['test_accuracy'] <= 1 and len(record['test_per_class_accuracy']) == 9
+    for key in ('test_ece', 'test_brier', 'test_nll', 'test_ood_auroc', 'blurred_accuracy',
+                'blurred_ece', 'labeled_sampling_bias'):
+      assert np.isfinite(record[key]), key
+    assert sum(record['labeled_class_counts']) == record['num_labeled']
+  metrics = records[0]['train_metrics']
+  if name == 'scal':
+    assert set(metrics) == {'loss', 'classifier_loss', 'classifier_accuracy'}
+    assert records[0]['train_loss'] == metrics['loss'] > 0
+  query = records[0]['query_metrics']
+  assert set(query) == ({'candidate_reconstruction_error', 'query_reconstruction_error'}
+                        if name == 'dfm' else
+                        {'candidate_similarity', 'query_similarity', 'query_unseen_class'})
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({'evaluation.blur_severity': 6}, 'severity must be an int in 1..5'),
+    ({'evaluation.ood_classes': (0, 0)}, 'must be distinct classes'),
+    ({'evaluation.ood_classes': (1,), 'evaluation.ood_dataset': 'mnist'}, 'not both'),
+    ({'strategy.name': 'scal', 'strategy.scal.temperature': 0.0}, 'must be positive'),
+    ({'strategy.name': 'dfm', 'strategy.dfm.components': 0}, 'components=0'),
+])
+def test_bad_evaluation_and_strategy_settings_give_one_line_errors(tmp_path, overrides,
+                                                                   message):
+  with pytest.raises(JalError, match=message):
+    experiment.run(tiny_config('random', **overrides), str(tmp_path))
   assert not (tmp_path / 'config.json').exists()

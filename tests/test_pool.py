@@ -1,4 +1,6 @@
-"""Tests of jal.pool (counts, the labeled pool, query checks, the initial pool) and jal.oracle."""
+"""Tests of jal.pool: resolve_count (a fraction or a count of the train set), the labeled Pool (a
+partition kept in labeling order with its labels, and what it refuses) and check_query's checks of
+a strategy's query, by properties drawn with hypothesis and by examples."""
 
 from __future__ import annotations
 
@@ -8,9 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from jal import oracle, rng
 from jal.errors import JalError
-from jal.initial_pools import random_pool
 from jal.pool import Pool, check_query, resolve_count
 
 _SETTINGS = settings(max_examples=50, deadline=None)
@@ -258,121 +258,3 @@ def test_check_query_rejects_out_of_range_and_2d():
     check_query(pool, np.array([0, 5]), 2)
   with pytest.raises(AssertionError, match='1-D'):
     check_query(pool, np.array([[0, 1]]), 2)
-
-
-# ----------------------------------------------------------- random initial pools
-
-
-def initial_indices(labels, size, rng_, exclude=()):
-  """A random initial pool outside ``exclude``: the eligible indices the loop
-  passes (`jal.experiment.initial_state`), drawn by `random_pool`."""
-  return random_pool(np.flatnonzero(~np.isin(labels, np.asarray(exclude, np.int64))), size, rng_)
-
-
-
-@st.composite
-def _labels_and_size(draw):
-  n = draw(st.integers(1, 200))
-  num_classes = draw(st.integers(1, 6))
-  labels = np.array(draw(st.lists(st.integers(0, num_classes - 1), min_size=n, max_size=n)))
-  exclude = draw(st.lists(st.integers(0, num_classes - 1), max_size=num_classes, unique=True))
-  allowed = int((~np.isin(labels, exclude)).sum())
-  size = draw(st.integers(0, allowed))
-  seed = draw(st.integers(0, 2**31 - 1))
-  return labels, exclude, size, seed
-
-
-@_SETTINGS
-@given(case=_labels_and_size())
-def test_initial_indices(case):
-  labels, exclude, size, seed = case
-  got = initial_indices(labels, size, rng.numpy_rng(seed, 'initial_pool'), exclude)
-  assert got.dtype == np.int64 and got.shape == (size,)
-  assert np.all(np.diff(got) > 0)  # sorted and distinct
-  assert np.all((got >= 0) & (got < labels.size))
-  assert not np.isin(labels[got], exclude).any()
-  again = initial_indices(labels, size, rng.numpy_rng(seed, 'initial_pool'), exclude)
-  np.testing.assert_array_equal(got, again)
-
-
-def test_initial_indices_differ_between_seeds_and_are_uniform():
-  labels = np.arange(100) % 10
-  draws = [initial_indices(labels, 20, rng.numpy_rng(seed, 'initial_pool'), (3, 7))
-           for seed in range(200)]
-  assert len({d.tobytes() for d in draws}) == len(draws)
-  counts = np.bincount(np.concatenate(draws), minlength=100)
-  allowed = ~np.isin(labels, (3, 7))
-  assert np.all(counts[~allowed] == 0)
-  # Each allowed index has probability 20/80 per draw: 50 expected out of 200.
-  assert counts[allowed].min() >= 25 and counts[allowed].max() <= 80
-
-
-def test_initial_indices_too_few_allowed_raises():
-  labels = np.array([0, 0, 1, 1, 2])
-  with pytest.raises(JalError, match='excluded'):
-    initial_indices(labels, 4, rng.numpy_rng(0, 'initial_pool'), (0,))
-  with pytest.raises(JalError):
-    initial_indices(labels, 6, rng.numpy_rng(0, 'initial_pool'))
-  # Exactly as many as allowed works: all of them.
-  np.testing.assert_array_equal(
-      initial_indices(labels, 3, rng.numpy_rng(0, 'initial_pool'), (0,)), [2, 3, 4])
-
-
-# --------------------------------------------------------------------------- oracle
-
-
-@_SETTINGS
-@given(n=st.integers(0, 300), num_classes=st.integers(2, 12),
-       rate=st.floats(0.0, 1.0), seed=st.integers(0, 2**31 - 1))
-def test_noisy_labels_flips_exactly_round_rate_n(n, num_classes, rate, seed):
-  truth = np.random.default_rng(seed).integers(0, num_classes, size=n)
-  got = oracle.noisy_labels(truth, rate, num_classes, rng.numpy_rng(seed, 'oracle', 0))
-  assert got.dtype == np.int32 and got.shape == (n,)
-  assert np.all((got >= 0) & (got < num_classes))
-  assert int((got != truth).sum()) == int(round(rate * n))
-  again = oracle.noisy_labels(truth, rate, num_classes, rng.numpy_rng(seed, 'oracle', 0))
-  np.testing.assert_array_equal(got, again)
-
-
-def test_noisy_labels_rate_zero_is_truth():
-  truth = np.array([3, 1, 4, 1, 5, 9, 2, 6])
-  got = oracle.noisy_labels(truth, 0.0, 10, np.random.default_rng(0))
-  np.testing.assert_array_equal(got, truth)
-  assert got.dtype == np.int32
-  # The input is not modified in place by a noisy call either.
-  copy = truth.copy()
-  oracle.noisy_labels(truth, 1.0, 10, np.random.default_rng(0))
-  np.testing.assert_array_equal(truth, copy)
-
-
-def test_noisy_labels_rate_one_flips_every_label():
-  truth = np.arange(50) % 3
-  got = oracle.noisy_labels(truth, 1.0, 3, np.random.default_rng(1))
-  assert np.all(got != truth)
-
-
-def test_noisy_labels_wrong_classes_are_uniform():
-  num_classes, n = 5, 4000
-  truth = np.full(n, 2)
-  got = oracle.noisy_labels(truth, 1.0, num_classes, np.random.default_rng(2))
-  counts = np.bincount(got, minlength=num_classes)
-  assert counts[2] == 0
-  wrong = counts[[0, 1, 3, 4]]
-  # Each of the K-1 = 4 wrong classes: 1000 expected, sd ~27.
-  assert np.all(np.abs(wrong - n / 4) < 150), counts
-
-
-def test_noisy_labels_which_labels_flip_is_random():
-  truth = np.zeros(20, np.int64)
-  flipped = np.zeros(20, int)
-  for seed in range(200):
-    flipped += oracle.noisy_labels(truth, 0.25, 4, np.random.default_rng(seed)) != 0
-  # 5 of 20 per draw: each position flips 50 times out of 200 in expectation.
-  assert flipped.sum() == 5 * 200
-  assert flipped.min() >= 25 and flipped.max() <= 80
-
-
-@pytest.mark.parametrize('rate', [-0.1, 1.01, math.inf, -math.inf, math.nan])
-def test_noisy_labels_rate_out_of_range_raises(rate):
-  with pytest.raises(JalError, match='noise_rate'):
-    oracle.noisy_labels(np.zeros(10, np.int64), rate, 10, np.random.default_rng(0))

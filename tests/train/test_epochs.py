@@ -1,4 +1,7 @@
-"""The device-side epoch: shuffle, batches and fill-up, compiled loop vs host loop."""
+"""Tests of jal.train.epochs, the device-side epoch every fit uses: each pool index is fed once per
+epoch and the fill-up masked, the epoch's metrics are exact means, the order is a fresh permutation
+each epoch, the compiled loop and the host loop give the same network, and an empty pool is
+refused."""
 
 from __future__ import annotations
 

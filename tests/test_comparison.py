@@ -1,4 +1,7 @@
-"""Tests of the multi-seed comparison (`jal.comparison`, `python -m jal.compare`)."""
+"""Tests of jal.comparison, the multi-seed comparison, and of its command line (python -m
+jal.compare): the summary (mean, std, area under the learning curve) against NumPy; a comparison
+whose strategies share each seed's initial pool, resumes and writes its summary; the arms of
+initial pools x strategies; bad comparisons refused before anything runs."""
 
 from __future__ import annotations
 
@@ -117,26 +120,3 @@ def test_arms_cross_initial_pools_with_strategies():
   with pytest.raises(JalError, match='initial_pool.name'):
     comparison.run_comparison(tiny_config('random'), '/nonexistent/never', ['random'], [0],
                               initial_pools=['no_such_pool'])
-
-
-def test_vectorized_seeds_give_the_runs_of_one_seed_at_a_time(tmp_path, monkeypatch):
-  from jal import train
-  config = tiny_config('entropy', **{'train.epochs': 1})
-  one_by_one = comparison.run_comparison(config, str(tmp_path / 'seq'), ['entropy'], [0, 1],
-                                         vectorize_seeds=False)
-  calls = []
-  fit_trials = train.fit_trials
-  monkeypatch.setattr(train, 'fit_trials',
-                      lambda *a, **k: calls.append(len(a[1])) or fit_trials(*a, **k))
-  together = comparison.run_comparison(config, str(tmp_path / 'vec'), ['entropy'], [0, 1],
-                                       vectorize_seeds=True)
-  assert calls == [2, 2]  # both rounds fitted the two seeds together
-  a = comparison.load_records(str(tmp_path / 'seq'), ['entropy'], [0, 1])['entropy']
-  b = comparison.load_records(str(tmp_path / 'vec'), ['entropy'], [0, 1])['entropy']
-  for seed in (0, 1):
-    assert [r['num_labeled'] for r in a[seed]] == [r['num_labeled'] for r in b[seed]]
-    # The same initial pool, the same training up to float reassociation (~1e-7).
-    assert a[seed][0]['labeled_class_counts'] == b[seed][0]['labeled_class_counts']
-    assert a[seed][0]['train_loss'] == pytest.approx(b[seed][0]['train_loss'], rel=1e-4)
-  np.testing.assert_allclose(together['entropy']['accuracy_mean'],
-                             one_by_one['entropy']['accuracy_mean'], atol=0.02)

@@ -1,4 +1,6 @@
-"""Tests of jal.augment: rotations, random crop and flip, normalisation."""
+"""Tests of jal.data.augment: the four rotations (counter-clockwise, like np.rot90), random crop (a
+window of the zero-padded image, offsets uniform and per image), random left-right flip,
+normalisation, and their composition."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Tests of jal.models: shapes, parameter counts, batch norm, dtypes, lookup."""
+"""Tests of jal.models (the package) over every backbone, as get_backbone builds it inside a
+MultiHeadNet: output shapes in training and evaluation, the blocks and pooled features, parameter
+counts against PyTorch's, batch norm in training and evaluation, bfloat16 compute with float32
+parameters; get_backbone's lookup and errors, and the compute dtypes."""
 
 from __future__ import annotations
 
@@ -10,32 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import NUM_CLASSES, TINY_WIDTH, normal_images as _images, tiny_net as _net
 from jal.errors import JalError
-from jal.models import (
-    ClassifierHead,
-    Features,
-    MultiHeadNet,
-    ResNet18,
-    RotationHead,
-    SmallCNN,
-    VGG16,
-    get_backbone,
-)
+from jal.models import ClassifierHead, Features, MultiHeadNet, ResNet18, SmallCNN, VGG16, get_backbone
+
 
 NAMES = ('resnet18', 'vgg16', 'small_cnn')
-TINY_WIDTH = 4
-NUM_CLASSES = 10
-
-
-def _net(name: str, width: int | None = TINY_WIDTH, dtype=jnp.float32) -> MultiHeadNet:
-  return MultiHeadNet(
-      backbone=get_backbone(name, width=width, dtype=dtype),
-      heads={'classifier': ClassifierHead(NUM_CLASSES), 'rotation': RotationHead()},
-  )
-
-
-def _images(shape, seed=0) -> jax.Array:
-  return jax.random.normal(jax.random.key(seed), shape, jnp.float32)
 
 
 def _num_params(tree) -> int:
@@ -86,15 +69,6 @@ def test_blocks(name):
       features.pooled, jnp.mean(features.blocks[-1], axis=(1, 2)), rtol=1e-6, atol=1e-6)
 
 
-def test_vgg_on_mnist_sized_input():
-  backbone = VGG16(width=TINY_WIDTH)
-  out = jax.eval_shape(
-      lambda x: backbone.init_with_output(jax.random.key(0), x, train=False)[0],
-      jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32))
-  assert [b.shape[1:3] for b in out.blocks] == [(14, 14), (7, 7), (3, 3), (1, 1), (1, 1)]
-  assert out.pooled.shape == (2, 8 * TINY_WIDTH)
-
-
 @pytest.mark.parametrize('name, expected', [
     # kuangliu/pytorch-cifar ResNet18(num_classes=10).
     ('resnet18', 11_173_962),
@@ -107,35 +81,6 @@ def test_parameter_counts_match_pytorch(name, expected):
       lambda x: net.init(jax.random.key(0), x, train=False),
       jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
   assert _num_params(variables['params']) == expected
-
-
-def test_multi_head_param_names():
-  net = MultiHeadNet(
-      backbone=ResNet18(width=TINY_WIDTH),
-      heads={'classifier': ClassifierHead(NUM_CLASSES), 'rotation': RotationHead()})
-  variables = jax.eval_shape(
-      lambda x: net.init(jax.random.key(0), x, train=False),
-      jax.ShapeDtypeStruct((1, 8, 8, 3), jnp.float32))
-  assert set(variables['params']) == {'backbone', 'heads_classifier', 'heads_rotation'}
-  assert set(variables['batch_stats']) == {'backbone'}
-  assert variables['params']['heads_classifier']['fc']['kernel'].shape == (8 * TINY_WIDTH, NUM_CLASSES)
-  assert variables['params']['heads_rotation']['fc']['kernel'].shape == (8 * TINY_WIDTH, 4)
-
-
-def test_head_named_features_is_rejected():
-  with pytest.raises(JalError, match='features'):
-    MultiHeadNet(backbone=SmallCNN(width=TINY_WIDTH), heads={'features': RotationHead()})
-
-
-def test_multi_head_net_is_hashable_and_jittable():
-  net = _net('small_cnn')
-  assert hash(net) == hash(_net('small_cnn'))
-  assert net == _net('small_cnn')
-  x = _images((2, 8, 8, 1))
-  variables = jax.jit(net.init, static_argnames='train')(jax.random.key(0), x, train=False)
-  apply = jax.jit(net.apply, static_argnames=('train', 'mutable'))
-  out, _ = apply(variables, x, train=True, mutable=('batch_stats',))
-  chex.assert_shape(out['classifier'], (2, NUM_CLASSES))
 
 
 @pytest.mark.parametrize('name', NAMES)

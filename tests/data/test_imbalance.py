@@ -1,4 +1,6 @@
-"""Tests for jal.data.imbalance: the papers' class-imbalanced train splits."""
+"""Tests of jal.data.imbalance, the class-imbalanced train splits of the papers (step, long tail,
+MAL's random ratios): the per-class targets, the subset that meets them, the imbalanced dataset
+(the test split imbalanced too on request), and one-line errors that name the config key."""
 
 from __future__ import annotations
 

@@ -1,0 +1,56 @@
+"""Tests of jal.models.layers: gradient reversal is the identity forward and flips and scales the
+gradient, on arrays and pytrees, with bfloat16 leaves and a traced scale inside a composed
+function."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jal.models import layers
+
+
+_RNG = np.random.default_rng(0)
+
+
+# ------------------------------------------------------------------- gradient reversal
+
+
+def test_gradient_reversal_is_the_identity_forward_and_flips_the_gradient():
+  x = jnp.asarray(_RNG.normal(size=(3, 4)), jnp.float32)
+  weights = jnp.asarray(_RNG.normal(size=(3, 4)), jnp.float32)
+  chex.assert_trees_all_close(layers.gradient_reversal(x, 0.7), x)
+  grad = jax.grad(lambda x: jnp.sum(weights * layers.gradient_reversal(x, 0.7)))(x)
+  chex.assert_trees_all_close(grad, -0.7 * weights, rtol=1e-6)
+
+  # A pytree; the leaves keep their dtype, and bfloat16 gradients stay bfloat16.
+  tree = {'a': x, 'b': (jnp.ones(2, jnp.bfloat16),)}
+  chex.assert_trees_all_equal(layers.gradient_reversal(tree, 2.0), tree)
+
+  def loss(tree):
+    reversed_tree = layers.gradient_reversal(tree, 2.0)
+    return (jnp.sum(reversed_tree['a'] * weights)
+            + jnp.sum(reversed_tree['b'][0].astype(jnp.float32) * 3))
+  grads = jax.grad(loss)(tree)
+  chex.assert_trees_all_close(grads['a'], -2.0 * weights, rtol=1e-6)
+  assert grads['b'][0].dtype == jnp.bfloat16
+  np.testing.assert_array_equal(np.asarray(grads['b'][0], np.float32), -6.0)
+
+
+def test_gradient_reversal_with_a_traced_scale_inside_a_composed_function():
+  x = jnp.asarray(_RNG.normal(size=(5,)), jnp.float32)
+
+  def composed(x, scale):
+    # h(x) = sum(sin(R(x^2))): dh/dx = -scale * cos(x^2) * 2x.
+    return jnp.sum(jnp.sin(layers.gradient_reversal(x ** 2, scale)))
+
+  grad = jax.jit(jax.grad(composed, argnums=(0, 1)))
+  for scale in (0.0, 0.3, 5.0):
+    grad_x, grad_scale = grad(x, jnp.float32(scale))
+    np.testing.assert_allclose(grad_x, -scale * np.cos(np.asarray(x) ** 2) * 2 * np.asarray(x),
+                               rtol=1e-5, atol=1e-6)
+    assert float(grad_scale) == 0.0  # the scale is not differentiated
+  np.testing.assert_allclose(jax.jit(composed)(x, 1.0), np.sum(np.sin(np.asarray(x) ** 2)),
+                             rtol=1e-6)

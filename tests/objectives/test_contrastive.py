@@ -1,0 +1,62 @@
+"""Tests of jal.objectives.contrastive, the supervised contrastive loss of SCAL (Krishnan et al.
+2021, Eq. 1; Khosla et al. 2020), against a NumPy reference with explicit loops: anchors without a
+positive, padding, and finite gradients when no anchor has a positive."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jal.objectives import contrastive as losses
+
+
+def _supcon_reference(z, labels, mask, temperature):
+  """Eq. 1 of Krishnan et al. (2021) (Khosla et al. 2020, Eq. 2) by loops, averaged over anchors with a positive."""
+  z = np.asarray(z, np.float64)
+  z = z / np.linalg.norm(z, axis=1, keepdims=True)
+  real = [i for i in range(len(z)) if mask[i] > 0]
+  terms = []
+  for i in real:
+    others = [a for a in real if a != i]
+    positives = [p for p in others if labels[p] == labels[i]]
+    if not positives:
+      continue
+    denominator = sum(np.exp(z[i] @ z[a] / temperature) for a in others)
+    terms.append(-np.mean([np.log(np.exp(z[i] @ z[p] / temperature) / denominator)
+                           for p in positives]))
+  return np.mean(terms) if terms else 0.0
+
+
+@pytest.mark.parametrize('temperature', [0.07, 0.5])
+def test_supervised_contrastive_loss_matches_eq_1(temperature):
+  rng = np.random.default_rng(0)
+  z = rng.normal(size=(8, 5)).astype(np.float32)
+  # Class 3 has a single member (no positive: not an anchor, still a negative);
+  # the last row is padding.
+  labels = np.array([0, 0, 1, 1, 1, 2, 3, 0], np.int32)
+  mask = np.array([1, 1, 1, 1, 1, 0, 1, 0], np.float32)
+  # Class 2's only member is padding too.
+  got = losses.supervised_contrastive_loss(z, labels, mask, temperature)
+  chex.assert_shape(got, ())
+  np.testing.assert_allclose(got, _supcon_reference(z, labels, mask, temperature), rtol=1e-5)
+  # The padding row and the lone member's own positives do not matter.
+  z2 = z.copy()
+  z2[7] = rng.normal(size=5)
+  np.testing.assert_allclose(losses.supervised_contrastive_loss(z2, labels, mask, temperature),
+                             got, rtol=1e-6)
+
+
+def test_supervised_contrastive_loss_with_no_positive_is_zero_with_finite_gradients():
+  z = jnp.asarray(np.random.default_rng(1).normal(size=(4, 3)), jnp.float32)
+  labels = jnp.array([0, 1, 2, 3])
+  for mask in (jnp.ones(4), jnp.array([1.0, 0, 0, 0])):
+    loss, grad = jax.jit(jax.value_and_grad(losses.supervised_contrastive_loss))(z, labels, mask)
+    assert loss == 0.0 and np.isfinite(np.asarray(grad)).all()
+  # Two views of each image: every anchor has exactly one positive.
+  two_views = jnp.concatenate([z, z + 0.1])
+  loss = losses.supervised_contrastive_loss(two_views, jnp.tile(labels, 2), jnp.ones(8))
+  np.testing.assert_allclose(loss, _supcon_reference(two_views, np.tile(labels, 2), np.ones(8),
+                                                     0.07), rtol=1e-5)

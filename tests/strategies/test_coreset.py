@@ -1,0 +1,64 @@
+"""Tests of jal.strategies.coreset: on a fixed table of features the strategy queries the reference
+k-center greedy picks among the round's candidates, clips to the candidates and refuses NaN
+features; one round runs through the experiment loop with no implicit transfer."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import build_strategy, tiny_config
+from helpers import MIN_RELATIVE_GAP, reference_k_center_greedy
+from jal import checkpoint, experiment, sharding
+from jal.errors import JalError
+from jal.pool import Pool
+from jal.strategies import base
+
+
+class _FeatureTask:
+  """A stand-in task model whose penultimate features are a fixed table."""
+
+  def __init__(self, features):
+    self.features = features
+
+  def predict(self, images, indices, fn):
+    return np.asarray(fn({'features': jnp.asarray(self.features[indices])}))
+
+
+def test_strategy_queries_the_reference_picks_among_candidates():
+  rng = np.random.default_rng(8)
+  features = rng.standard_normal((100, 12)).astype(np.float32)
+  labeled = rng.choice(100, 10, replace=False)
+  candidates = np.setdiff1d(np.arange(100), labeled)[::2]  # a candidate subset
+  config = tiny_config('coreset')
+  mesh = sharding.make_mesh()
+  strategy, dataset = build_strategy(config, mesh=mesh)
+  pool = Pool(num_train=100, labeled=labeled.astype(np.int64),
+              oracle_labels=np.zeros(10, np.int32))
+  ctx = base.RoundContext(config=config, data=dataset.pool_data(), round=0, pool=pool, images=None,
+                          labels=None, candidates=candidates, task=_FeatureTask(features),
+                          mesh=mesh)
+  query = strategy.query(ctx, 15)
+  expected, gap = reference_k_center_greedy(features[candidates], features[labeled], 15)
+  assert gap > MIN_RELATIVE_GAP
+  assert query.dtype == np.int64
+  np.testing.assert_array_equal(query, candidates[expected])
+  assert strategy.query(ctx, 1000).size == candidates.size  # clipped to the candidates
+  features[candidates[3], 0] = np.nan
+  with pytest.raises(JalError, match='NaN'):
+    strategy.query(ctx, 15)
+
+
+def test_one_round_through_the_experiment_loop(tmp_path):
+  """Features go to the device explicitly: no implicit transfer in the round."""
+  with jax.transfer_guard('disallow'):
+    records = experiment.run(tiny_config('coreset'), str(tmp_path / 'run'))
+  assert len(records) == 2
+  assert [r['query_size'] for r in records] == [20, 0]
+  assert [r['num_labeled'] for r in records] == [30, 50]
+  labeled = checkpoint.Checkpointer(str(tmp_path / 'run' / 'checkpoints')).latest().pool.labeled
+  initial, query = labeled[:30], labeled[30:]
+  assert query.size == 20 and np.unique(query).size == 20
+  assert not np.isin(query, initial).any()

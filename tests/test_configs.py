@@ -161,7 +161,7 @@ def test_scenario_configs_set_their_scenario():
   assert get('pal_mnist.py').dataset.name == 'mnist'
 
 
-def test_initial_pool_protocols_match_paper_001():
+def test_initial_pool_protocols_match_chandra_et_al_2021():
   for dataset in ('mnist', 'cifar10'):
     config = load_module(os.path.join(REPO, 'configs', f'initial_pools_{dataset}.py')).get_config()
     assert config.dataset.name == dataset and config.initial_pool.name == 'pretext_loss'

@@ -138,3 +138,32 @@ def test_noisy_labels_which_labels_flip_is_random():
 def test_noisy_labels_rate_out_of_range_raises(rate):
   with pytest.raises(JalError, match='noise_rate'):
     oracle.noisy_labels(np.zeros(10, np.int64), rate, 10, np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------ SimulatedOracle
+
+
+def test_the_simulated_oracle_answers_from_the_round_s_stream_and_keeps_the_truth():
+  import ml_collections
+  truth = np.arange(100, dtype=np.int32) % 10
+  config = ml_collections.ConfigDict({'seed': 3, 'oracle': {'name': 'simulated',
+                                                            'noise_rate': 0.3}})
+  simulated = oracle.make_oracle(config, truth, 10)
+  query = np.array([5, 17, 42, 99, 0, 63, 8, 21, 30, 77])
+  for round_ in (0, 4):
+    expected = noisy_labels(truth[query], 0.3, 10, rng.numpy_rng(3, 'oracle', round_))
+    np.testing.assert_array_equal(simulated.label(query, round_), expected)
+  assert not np.array_equal(simulated.label(query, 0), simulated.label(query, 4))
+  np.testing.assert_array_equal(simulated.true_labels(query), truth[query])
+
+
+def test_a_bad_oracle_setting_is_refused_when_the_oracle_is_made():
+  import ml_collections
+  config = lambda **oracle_: ml_collections.ConfigDict({'seed': 0, 'oracle': {
+      'name': 'simulated', 'noise_rate': 0.0, **oracle_}})
+  with pytest.raises(JalError, match="config.oracle.name='human' is unknown"):
+    oracle.make_oracle(config(name='human'), np.zeros(3, np.int32), 2)
+  with pytest.raises(JalError, match='noise_rate=1.5 must be in'):
+    oracle.make_oracle(config(noise_rate=1.5), np.zeros(3, np.int32), 2)
+  with pytest.raises(JalError, match='needs at least 2 classes'):
+    oracle.make_oracle(config(noise_rate=0.5), np.zeros(3, np.int32), 1)

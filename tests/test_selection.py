@@ -336,3 +336,57 @@ def test_both_conditions_rejects_nan_and_mismatched_scores():
     mal_selection.both_conditions(np.array([np.nan, 0.0]), np.zeros(2), np.arange(2), 1)
   with pytest.raises(ValueError, match='one entry per candidate'):
     mal_selection.both_conditions(np.zeros(3), np.zeros(2), np.arange(3), 1)
+
+
+# ------------------------------------------------------------------- stochastic_top_k
+
+
+def _first_pick_frequencies(scores, mode, beta, draws=4000):
+  picks = [selection.stochastic_top_k(scores, np.arange(scores.size), 1,
+                                      np.random.default_rng(seed), mode=mode, beta=beta)[0]
+           for seed in range(draws)]
+  return np.bincount(picks, minlength=scores.size) / draws
+
+
+@pytest.mark.parametrize('mode, beta', [('power', 1.0), ('power', 2.0), ('softmax', 1.0),
+                                        ('softmax', 3.0), ('softrank', 1.0)])
+def test_stochastic_top_k_draws_from_kirsch_et_al_s_distributions(mode, beta):
+  scores = np.array([0.5, 2.0, 1.0, 0.25])
+  if mode == 'power':
+    p = scores ** beta
+  elif mode == 'softmax':
+    p = np.exp(beta * scores)
+  else:  # ranks by descending score: 0.5 -> 3, 2.0 -> 1, 1.0 -> 2, 0.25 -> 4
+    p = np.array([3.0, 1.0, 2.0, 4.0]) ** -beta
+  p = p / p.sum()
+  frequency = _first_pick_frequencies(scores, mode, beta)
+  sigma = np.sqrt(p * (1 - p) / 4000)
+  assert (np.abs(frequency - p) < 4 * sigma + 1e-9).all(), (frequency, p)
+
+
+def test_stochastic_top_k_samples_without_replacement_and_never_draws_a_zero_power_score():
+  scores = np.array([0.0, 1.0, 0.0, 2.0, 3.0])
+  candidates = np.array([10, 11, 12, 13, 14])
+  for seed in range(50):
+    got = selection.stochastic_top_k(scores, candidates, 3, np.random.default_rng(seed))
+    assert got.dtype == np.int64 and sorted(got.tolist()) == [11, 13, 14]
+  # Asked for more than the positive scores: the zeros come last, by position.
+  got = selection.stochastic_top_k(scores, candidates, 5, np.random.default_rng(0))
+  assert got[3:].tolist() == [10, 12]
+  np.testing.assert_array_equal(
+      selection.stochastic_top_k(scores, candidates, 2, np.random.default_rng(7), mode='softrank'),
+      selection.stochastic_top_k(scores, candidates, 2, np.random.default_rng(7), mode='softrank'))
+
+
+def test_stochastic_top_k_rejects_bad_input():
+  rng_ = np.random.default_rng(0)
+  with pytest.raises(ValueError, match='non-negative scores'):
+    selection.stochastic_top_k(np.array([-0.1, 1.0]), np.arange(2), 1, rng_)
+  with pytest.raises(ValueError, match='NaN'):
+    selection.stochastic_top_k(np.array([np.nan, 1.0]), np.arange(2), 1, rng_, mode='softmax')
+  with pytest.raises(ValueError, match='mode must be one of'):
+    selection.stochastic_top_k(np.ones(2), np.arange(2), 1, rng_, mode='boltzmann')
+  with pytest.raises(ValueError, match='beta=-1'):
+    selection.stochastic_top_k(np.ones(2), np.arange(2), 1, rng_, beta=-1.0)
+  with pytest.raises(ValueError, match='candidates'):
+    selection.stochastic_top_k(np.ones(3), np.arange(2), 1, rng_)

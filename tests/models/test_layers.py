@@ -1,6 +1,6 @@
 """Tests of jal.models.layers: gradient reversal is the identity forward and flips and scales the
 gradient, on arrays and pytrees, with bfloat16 leaves and a traced scale inside a composed
-function."""
+function; l2_normalize against NumPy, with a finite gradient at zero."""
 
 from __future__ import annotations
 
@@ -54,3 +54,22 @@ def test_gradient_reversal_with_a_traced_scale_inside_a_composed_function():
     assert float(grad_scale) == 0.0  # the scale is not differentiated
   np.testing.assert_allclose(jax.jit(composed)(x, 1.0), np.sum(np.sin(np.asarray(x) ** 2)),
                              rtol=1e-6)
+
+
+# ----------------------------------------------------------------------- l2_normalize
+
+
+def test_l2_normalize_matches_numpy_and_is_finite_at_zero():
+  x = _RNG.normal(size=(5, 7)).astype(np.float32) * np.array([[1e-3], [1.0], [3.0], [1e4], [0]],
+                                                             np.float32)
+  got = np.asarray(jax.jit(layers.l2_normalize)(x))
+  norms = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+  np.testing.assert_allclose(got[:4], x[:4] / norms[:4], rtol=1e-6)
+  np.testing.assert_array_equal(got[4], 0.0)  # a zero vector stays zero
+  np.testing.assert_allclose(np.linalg.norm(got[:4], axis=1), 1.0, rtol=1e-6)
+  grad = jax.grad(lambda v: jnp.sum(layers.l2_normalize(v) * jnp.arange(7.0)))(jnp.zeros(7))
+  assert np.isfinite(np.asarray(grad)).all()
+  # Along another axis, and bfloat16 in, float32 out.
+  cols = np.asarray(layers.l2_normalize(jnp.asarray(x[:4], jnp.bfloat16), axis=0))
+  assert cols.dtype == np.float32
+  np.testing.assert_allclose(np.linalg.norm(cols, axis=0), 1.0, rtol=1e-2)

@@ -3,7 +3,7 @@
 - `hardware`, `versions`: the machine and the libraries, in the words of the
   scripts' header lines (BENCHMARKS.md quotes them).
 - `measure`: first-call and steady-state seconds of a blocking call.
-- `settings`: a preset's sizes with the flags that override them.
+- `size_flags`, `settings`: a preset's sizes with the flags that override them.
 - `protocol`: an experiment config of ``configs/`` (or the base config).
 - `synthetic_dataset`: random uint8 32x32x3 images with random labels, as a
   `jal.data.Dataset` (the timed work does not depend on the pixels).
@@ -20,11 +20,15 @@ import sys
 import time
 from typing import Any, Callable, Mapping, Sequence
 
+from absl import flags
 import jax
 import ml_collections
 import numpy as np
 
 from jal.data import Dataset
+
+# The flags `size_flags` defines belong to the script that calls it (its --helpshort).
+flags.disclaim_key_flags()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 10
@@ -84,6 +88,12 @@ def measure(run: Callable[..., Any], repeats: int,
     run(*args)
     times.append(time.perf_counter() - start)
   return Timing(times[0], times[1:])
+
+
+def size_flags(**helps: str) -> list[flags.FlagHolder]:
+  """Integer flags ``--<name>`` (help ``helps[name]``), unset by default: each
+  overrides the preset's size of its name in `settings`."""
+  return [flags.DEFINE_integer(name, None, text) for name, text in helps.items()]
 
 
 def settings(presets: Mapping[str, Mapping[str, Any]], preset: str,

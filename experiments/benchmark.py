@@ -63,16 +63,17 @@ PRESETS = {
 
 _PRESET = flags.DEFINE_enum('preset', 'cpu', list(PRESETS), 'Sizes to start from.')
 _NETWORK = flags.DEFINE_enum('network', None, ['resnet18', 'small_cnn'], 'Task network.')
-_WIDTH = flags.DEFINE_integer('width', None, 'Channels of the first stage.')
-_BATCH = flags.DEFINE_integer('batch_size', None, 'Training batch size.')
-_STEPS = flags.DEFINE_integer('train_steps', None, 'Training steps per measurement.')
-_EVAL_BATCH = flags.DEFINE_integer('eval_batch_size', None, 'Inference and scoring batch.')
-_POOL = flags.DEFINE_integer('pool_size', None, 'Images in the inference / scoring pool.')
-_LABELED = flags.DEFINE_integer('round_labeled', None, 'Labeled pool of the PAL round (0: skip).')
-_UNLABELED = flags.DEFINE_integer('round_unlabeled', None, 'Unlabeled pool of the PAL round.')
-_BUDGET = flags.DEFINE_integer('round_budget', None, 'Query size of the PAL round.')
-_EPOCHS = flags.DEFINE_integer('round_epochs', None, 'Epochs of the task model and scorer.')
-_REPEATS = flags.DEFINE_integer('repeats', None, 'Timed repeats after the compiling one.')
+_SIZES = _bench.size_flags(
+    width='Channels of the first stage.',
+    batch_size='Training batch size.',
+    train_steps='Training steps per measurement.',
+    eval_batch_size='Inference and scoring batch.',
+    pool_size='Images in the inference / scoring pool.',
+    round_labeled='Labeled pool of the PAL round (0: skip).',
+    round_unlabeled='Unlabeled pool of the PAL round.',
+    round_budget='Query size of the PAL round.',
+    round_epochs='Epochs of the task model and scorer.',
+    repeats='Timed repeats after the compiling one.')
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
                            'Compute dtype (parameters stay float32; PyTorch uses autocast).')
 _REFERENCE = flags.DEFINE_list('reference', ['eager', 'compile'],
@@ -259,21 +260,20 @@ class TorchBench:
     model = self._network().eval()
     return self.ref.compiled(model) if self.compile else model
 
-  def inference(self) -> Figure:
+  def _pool_pass(self, fn) -> Figure:
+    """Times ``fn`` (`torch_reference.predict` or `pal_scores`) over the pool."""
     s = self.s
     model = self._eval_network()
     indices = np.arange(s.pool_size)
     return self._figure(
-        lambda: self.ref.predict(model, self.images, indices, s.eval_batch_size, self.mean,
-                                 self.std), indices.size)
+        lambda: fn(model, self.images, indices, s.eval_batch_size, self.mean, self.std),
+        indices.size)
+
+  def inference(self) -> Figure:
+    return self._pool_pass(self.ref.predict)
 
   def pal_score(self) -> Figure:
-    s = self.s
-    model = self._eval_network()
-    indices = np.arange(s.pool_size)
-    return self._figure(
-        lambda: self.ref.pal_scores(model, self.images, indices, s.eval_batch_size, self.mean,
-                                    self.std), indices.size)
+    return self._pool_pass(self.ref.pal_scores)
 
   def pal_round(self) -> Figure:
     s = self.s
@@ -294,9 +294,7 @@ class TorchBench:
 
 
 def _settings() -> ml_collections.ConfigDict:
-  return _bench.settings(PRESETS, _PRESET.value,
-                         [_NETWORK, _WIDTH, _BATCH, _STEPS, _EVAL_BATCH, _POOL, _LABELED,
-                          _UNLABELED, _BUDGET, _EPOCHS, _REPEATS], dtype=_DTYPE.value)
+  return _bench.settings(PRESETS, _PRESET.value, [_NETWORK, *_SIZES], dtype=_DTYPE.value)
 
 
 def _describe(workload: str, fig: Figure) -> str:

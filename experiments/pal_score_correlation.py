@@ -4,9 +4,9 @@ Trains jal's PAL scoring network on the config's initial pool, as round 0's
 query does (the same keys), and prints the Pearson and Spearman correlation
 of the self-supervision score S_S (Eq. 1) and the classification score S_C
 (Eq. 3) over the unlabeled pool. The paper (Bhatnagar et al. 2020, Table 1;
-ResNet-18 scoring network, 10% labeled) reports Pearson 0.49 / Spearman 0.50 on CIFAR-10 and 0.42 / 0.44 on SVHN. A positive
-correlation is what makes the hybrid score an ensemble of two agreeing
-novelty estimates (Sec. 3.2).
+ResNet-18 scoring network, 10% labeled) reports Pearson 0.49 / Spearman 0.50
+on CIFAR-10 and 0.42 / 0.44 on SVHN. A positive correlation is what makes the
+hybrid score an ensemble of two agreeing novelty estimates (Sec. 3.2).
 
   JAL_DATA_DIR=../shared/data python experiments/pal_score_correlation.py \
       --config configs/pal_cifar10.py:runlocal

@@ -69,26 +69,24 @@ PRESETS = {
 
 _PRESET = flags.DEFINE_enum('preset', 'cpu', list(PRESETS), 'Sizes to start from.')
 _STRATEGIES = flags.DEFINE_list('strategies', list(DEFAULT_STRATEGIES), 'Strategies to time.')
-_CANDIDATES = flags.DEFINE_integer('candidates', None, 'Candidates scored per query.')
-_BUDGET = flags.DEFINE_integer('budget', None, 'Query size.')
-_LABELED = flags.DEFINE_integer('labeled', None,
-                                'Labeled pool (CoreSet centers; SCAL, FeatureSim, DFM features).')
-_WIDTH = flags.DEFINE_integer('width', None, 'ResNet-18 width (64: the standard network).')
+_SIZES = _bench.size_flags(
+    candidates='Candidates scored per query.',
+    budget='Query size.',
+    labeled='Labeled pool (CoreSet centers; SCAL, FeatureSim, DFM features).',
+    width='ResNet-18 width (64: the standard network).',
+    eval_batch_size='Scoring batch size.',
+    mc_batch_size='Images per MC-dropout call.',
+    repeats='Timed full queries after the compiling one.',
+    mc_repeats='The same, for the MC-dropout strategies.')
 _NETWORK = flags.DEFINE_enum('network', 'resnet18', ['resnet18', 'small_cnn'], 'Task network.')
-_EVAL_BATCH = flags.DEFINE_integer('eval_batch_size', None, 'Scoring batch size.')
-_MC_BATCH = flags.DEFINE_integer('mc_batch_size', None, 'Images per MC-dropout call.')
 _SAMPLES = flags.DEFINE_integer('num_mc_samples', 50, 'MC-dropout passes (T).')
-_REPEATS = flags.DEFINE_integer('repeats', None, 'Timed full queries after the compiling one.')
-_MC_REPEATS = flags.DEFINE_integer('mc_repeats', None, 'The same, for the MC-dropout strategies.')
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype.')
 _JSON = flags.DEFINE_string('json', None, 'Also write the figures to this JSON file.')
 
+
 def _settings() -> ml_collections.ConfigDict:
-  return _bench.settings(PRESETS, _PRESET.value,
-                         [_CANDIDATES, _BUDGET, _LABELED, _WIDTH, _EVAL_BATCH, _MC_BATCH,
-                          _REPEATS, _MC_REPEATS],
-                         network=_NETWORK.value, num_mc_samples=_SAMPLES.value,
-                         dtype=_DTYPE.value)
+  return _bench.settings(PRESETS, _PRESET.value, _SIZES, network=_NETWORK.value,
+                         num_mc_samples=_SAMPLES.value, dtype=_DTYPE.value)
 
 
 def _config(s, name: str) -> ml_collections.ConfigDict:

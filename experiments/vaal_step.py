@@ -136,18 +136,19 @@ PRESETS = {
 _PRESET = flags.DEFINE_enum('preset', 'cpu', list(PRESETS), 'Sizes to start from.')
 _METHOD = flags.DEFINE_enum('method', 'vaal', ['vaal', 'tavaal'], 'VAAL or TA-VAAL.')
 _NETWORK = flags.DEFINE_enum('network', None, ['resnet18', 'small_cnn'], 'Task network.')
-_WIDTH = flags.DEFINE_integer('width', None, 'Channels of the task network\'s first stage.')
-_VAE_WIDTH = flags.DEFINE_integer('vae_width', None, 'Channels of the VAE\'s first convolution.')
-_Z_DIM = flags.DEFINE_integer('z_dim', None, 'VAE latent dimension.')
-_D_WIDTH = flags.DEFINE_integer('d_width', None, 'Units of each hidden layer of D.')
-_D_HIDDEN = flags.DEFINE_integer('d_hidden', None, 'Hidden layers of D (default: the preset\'s, '
-                                 'or the protocol\'s: 2 for VAAL, 4 for TA-VAAL).')
-_LP_WIDTH = flags.DEFINE_integer('lp_width', None, 'Width of TA-VAAL\'s loss prediction module.')
-_BATCH = flags.DEFINE_integer('batch_size', None, 'B, of both the labeled and unlabeled batch.')
-_LABELED = flags.DEFINE_integer('num_labeled', None, 'n_L, the labeled pool.')
-_UNLABELED = flags.DEFINE_integer('num_unlabeled', None, 'n_U, the unlabeled pool.')
-_EPOCHS = flags.DEFINE_integer('epochs', None, 'Passes over the labeled pool per timed call.')
-_REPEATS = flags.DEFINE_integer('repeats', None, 'Timed calls after the compiling one.')
+_SIZES = _bench.size_flags(
+    width='Channels of the task network\'s first stage.',
+    vae_width='Channels of the VAE\'s first convolution.',
+    z_dim='VAE latent dimension.',
+    d_width='Units of each hidden layer of D.',
+    d_hidden='Hidden layers of D (default: the preset\'s, or the protocol\'s: 2 for VAAL, 4 '
+    'for TA-VAAL).',
+    lp_width='Width of TA-VAAL\'s loss prediction module.',
+    batch_size='B, of both the labeled and unlabeled batch.',
+    num_labeled='n_L, the labeled pool.',
+    num_unlabeled='n_U, the unlabeled pool.',
+    epochs='Passes over the labeled pool per timed call.',
+    repeats='Timed calls after the compiling one.')
 _COMPILE = flags.DEFINE_bool('compile', None, 'Also time the torch.compiled transcription '
                              '(default: the preset\'s, on for both).')
 _TORCH = flags.DEFINE_bool('torch', True, 'Run the PyTorch side.')
@@ -164,9 +165,7 @@ NUM_CLASSES = _bench.NUM_CLASSES
 
 
 def _settings() -> ml_collections.ConfigDict:
-  s = _bench.settings(PRESETS, _PRESET.value,
-                      [_NETWORK, _WIDTH, _VAE_WIDTH, _Z_DIM, _D_WIDTH, _D_HIDDEN, _LP_WIDTH,
-                       _BATCH, _LABELED, _UNLABELED, _EPOCHS, _REPEATS, _COMPILE],
+  s = _bench.settings(PRESETS, _PRESET.value, [_NETWORK, *_SIZES, _COMPILE],
                       method=_METHOD.value, dtype=_DTYPE.value)
   if _DRY_RUN.value:
     s.num_labeled, s.num_unlabeled, s.epochs, s.repeats = s.batch_size, s.batch_size, 1, 0

@@ -219,13 +219,8 @@ class JalSide:
     """The task model's, the VAE's and D's variables at initialisation."""
     strategy = self.strategy
     task = self.trainer.init(jax.random.key(0)).variables
-    vae_key, d_key = jax.random.split(jax.random.key(1))
-    condition = jnp.zeros((1, 1), jnp.float32) if strategy.conditioned else None
-    x = jnp.zeros((1, *self.spec.shape), jnp.float32)
-    vae = strategy.vae.init({'params': vae_key}, x, False, condition)
-    z = jnp.zeros((1, strategy.vae.z_dim), jnp.float32)
-    discriminator = strategy.discriminator.init({'params': d_key}, z, condition)
-    return task, vae, {'params': discriminator['params']}
+    vae, discriminator = strategy.init_networks(jax.random.key(1))
+    return task, vae.variables, {'params': discriminator.params}
 
   def setup(self):
     return jax.block_until_ready(self.trainer.init(jax.random.key(0)))
@@ -240,18 +235,12 @@ class JalSide:
     strategy, trainer, spec = self.strategy, self.trainer, self.spec
     cfg = strategy.settings
 
-    def rank(task, x):  # r = sigmoid(R(x)), the task model in eval mode (TA-VAAL)
-      if not strategy.conditioned:
-        return None
-      outputs = trainer.model.apply(task, x, train=False)
-      return jax.nn.sigmoid(outputs['loss_prediction'].astype(jnp.float32))[:, None]
-
     def impl(task, vae, discriminator, images, labels, idx_l, mask_l, idx_u):
       x_l = augment.normalize(images[idx_l], spec.mean, spec.std)
       x_u = augment.normalize(images[idx_u], spec.mean, spec.std)
       mask_u = jnp.ones_like(mask_l)
       b = idx_l.shape[0]
-      r = rank(task, jnp.concatenate([x_l, x_u]))
+      r = strategy.rank(task, jnp.concatenate([x_l, x_u]))
       r_l, r_u = (r[:b], r[b:]) if r is not None else (None, None)
       task_loss, _ = trainer.loss_fn(trainer.model.apply, task,
                                      Batch(x_l, labels[idx_l], mask_l), jax.random.key(3),

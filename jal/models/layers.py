@@ -158,13 +158,13 @@ def gradient_reversal(x: Any, scale: float | jax.Array = 1.0) -> Any:
 def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
   """``x / max(||x||_2, 1e-12)`` along ``axis``, in float32; a zero vector stays zero.
 
-  Computed as ``x / sqrt(max(sum x^2, 1e-24))``, which equals it and has a
-  finite gradient at ``x = 0`` (``jnp.linalg.norm``'s is NaN there).
-
   The one ℓ2-normalisation of jal: the projection head and the supervised
   contrastive loss (Khosla et al. 2020), the cosine classifier and MAL's
   discriminator input (Ebrahimi et al. 2020), and the cosine similarity of
-  SCAL's query (Krishnan et al. 2021).
+  SCAL's query (Krishnan et al. 2021). A zero vector's norm is taken from a
+  stand-in (the "double where"), so the gradient is finite there too
+  (``jnp.linalg.norm``'s is NaN at 0); elsewhere the values and gradients
+  are those of the plain formula.
 
   Args:
     x: float array, any shape.
@@ -174,8 +174,9 @@ def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
     float32, the shape of ``x``.
   """
   x = jnp.asarray(x).astype(jnp.float32)
-  squared = jnp.sum(x * x, axis=axis, keepdims=True)
-  return x / jnp.sqrt(jnp.maximum(squared, _NORM_EPS ** 2))
+  nonzero = jnp.any(x != 0, axis=axis, keepdims=True)
+  norm = jnp.linalg.norm(jnp.where(nonzero, x, 1.0), axis=axis, keepdims=True)
+  return x / jnp.maximum(jnp.where(nonzero, norm, 0.0), _NORM_EPS)
 
 
 def concat_condition(z: jax.Array, condition: jax.Array | None) -> jax.Array:

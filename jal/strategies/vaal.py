@@ -173,7 +173,11 @@ class Strategy(base.Strategy):
     discriminator = self.discriminator.init({'params': d_key}, z, self._condition_spec(1))
     return (init_state(self.vae_tx, vae), init_state(self.discriminator_tx, discriminator))
 
-  def _rank(self, task_variables, x) -> jax.Array | None:
+  def init_networks(self, key: jax.Array) -> tuple[TrainState, TrainState]:
+    """Fresh VAE and D states (parameters from ``key``, optimiser states zero), compiled."""
+    return self._init_networks(key)
+
+  def rank(self, task_variables, x: jax.Array) -> jax.Array | None:
     """``r = sigmoid(R(x))`` ``[B, 1]`` of the task model in eval mode (None for VAAL)."""
     if not self.conditioned:
       return None
@@ -198,7 +202,7 @@ class Strategy(base.Strategy):
     x_l = trainer.prepare(keys[0], images, idx_l)
     x_u = trainer.prepare(keys[1], images, idx_u)
     mask_u = jnp.ones_like(mask_l)
-    r = self._rank(state.task.variables, jnp.concatenate([x_l, x_u]))
+    r = self.rank(state.task.variables, jnp.concatenate([x_l, x_u]))
     if r is not None:  # Algorithm 1, lines 5-6: r ~ U(0, 1) in the first epoch.
       r = jnp.where(schedule['progress'] == 0, jax.random.uniform(keys[2], r.shape), r)
       r = jax.lax.stop_gradient(r)
@@ -261,7 +265,7 @@ class Strategy(base.Strategy):
       ``aux`` the VAE's and D's variables, for the query.
     """
     epochs = self.config.train.epochs
-    vae, discriminator = self._init_networks(jax.random.fold_in(key, 1))
+    vae, discriminator = self.init_networks(jax.random.fold_in(key, 1))
     joint = AdversarialState(state, vae, discriminator)
     joint, metrics = self.joint.fit(
         joint, images, labels, pool.labeled, pool.unlabeled, epochs=epochs,
@@ -278,7 +282,7 @@ class Strategy(base.Strategy):
     spec = self.data.spec
     x = augment.normalize(images[idx], spec.mean, spec.std)
     mu, _ = self._encode(networks['vae'], x, self.settings.query_batch_statistics)
-    return self.discriminator.apply(networks['discriminator'], mu, self._rank(task_variables, x))
+    return self.discriminator.apply(networks['discriminator'], mu, self.rank(task_variables, x))
 
   def discriminator_logits(self, ctx: base.RoundContext, indices: np.ndarray) -> np.ndarray:
     """float32 ``[n]``: D's logits on ``images[indices]`` (this round's networks)."""

@@ -22,6 +22,7 @@ by the total once per epoch.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Sequence
 
 import jax
@@ -237,8 +238,10 @@ def run_epochs(epoch_fn: Callable[[Any, Any], tuple[Any, Any, jax.Array]], state
       already finished are in the work directory.
   """
   metrics = {}
-  # A bar on a terminal only (tqdm's disable=None); logs get the round summaries.
-  bar = tqdm(total=epochs, desc=description, leave=False, dynamic_ncols=True, disable=None)
+  # A bar on a terminal only (tqdm's disable=None), unless TQDM_DISABLE says
+  # otherwise; logs get the round summaries.
+  quiet = {} if os.environ.get('TQDM_DISABLE') else {'disable': None}
+  bar = tqdm(total=epochs, desc=description, leave=False, dynamic_ncols=True, **quiet)
   for epoch in range(epochs):
     state, sums, count = epoch_fn(state, jax.device_put(schedule_fn(epoch), sharding))
     sums, count = jax.device_get((sums, count))

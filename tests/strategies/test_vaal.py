@@ -81,7 +81,7 @@ def test_vaal_query_scores_with_the_batch_norm_mode_d_was_trained_in(batch_stati
   config = adversarial_config('vaal', **{'strategy.vaal.query_batch_statistics': batch_statistics})
   strategy, dataset = build_strategy(config)
   trainer = strategy.trainer
-  vae, discriminator = strategy._init_networks(jax.random.key(0))
+  vae, discriminator = strategy.init_networks(jax.random.key(0))
   networks = {'vae': {'params': vae.params, 'batch_stats': vae.batch_stats},
               'discriminator': {'params': discriminator.params}}
   images = jax.device_put(dataset.train_images)

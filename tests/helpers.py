@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import tiny_config
-from jal import initial_pools, train
+from jal import initial_pools, rng, train
 from jal.models import ClassifierHead, LossPredictionHead, MultiHeadNet, RotationHead, get_backbone
 
 
@@ -101,6 +101,16 @@ def tiny_net(name: str, width: int | None = TINY_WIDTH, dtype=jnp.float32) -> Mu
       backbone=get_backbone(name, width=width, dtype=dtype),
       heads={'classifier': ClassifierHead(NUM_CLASSES), 'rotation': RotationHead()},
   )
+
+
+def init_variables(model, *args, seed: int = 0, **kwargs):
+  """``model.init(key, *args, **kwargs)``, compiled, from an ``rbg`` key of ``seed``.
+
+  As the library initialises (`jal.rng.init_key`): XLA:CPU compiles an
+  initialiser several times faster from ``rbg`` keys than from threefry keys.
+  """
+  return jax.jit(lambda key: model.init({'params': rng.init_key(key)}, *args, **kwargs))(
+      jax.random.key(seed))
 
 
 def normal_images(shape, seed=0) -> jax.Array:

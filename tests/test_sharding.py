@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import REPO
+from conftest import REPO, xla_flags
 
 SCRIPT = textwrap.dedent('''
     import jax, numpy as np
@@ -49,7 +49,7 @@ SCRIPT = textwrap.dedent('''
 
 
 def test_eight_devices_agree_with_one():
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
+  env = dict(os.environ, XLA_FLAGS=xla_flags('--xla_force_host_platform_device_count=8'),
              JAX_PLATFORMS='cpu')
   result = subprocess.run([sys.executable, '-c', SCRIPT], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -80,7 +80,7 @@ def test_two_processes_agree_with_one(tmp_path):
   with socket.socket() as s:
     s.bind(('localhost', 0))
     port = str(s.getsockname()[1])
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
+  env = dict(os.environ, XLA_FLAGS=xla_flags('--xla_force_host_platform_device_count=2'),
              JAX_PLATFORMS='cpu')
   procs = [subprocess.Popen([sys.executable, '-c', MULTI_PROCESS, port, str(pid),
                              str(tmp_path / f'process{pid}')], cwd=REPO, env=env,

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import init_variables
 from jal.errors import JalError
 from jal.models import Features, LatentDiscriminator, MLPDiscriminator
 
@@ -24,17 +25,17 @@ def _param_count(variables):
 def test_latent_discriminator_shapes_depth_and_condition():
   z = jnp.asarray(_RNG.normal(size=(4, 3)), jnp.float32)
   plain = LatentDiscriminator(width=8)
-  variables = plain.init(jax.random.key(0), z)
+  variables = init_variables(plain, z)
   logits = jax.jit(plain.apply)(variables, z)
   chex.assert_shape(logits, (4,))
   chex.assert_type(logits, jnp.float32)
   # Linear(3, 8)-ReLU-Linear(8, 8)-ReLU-Linear(8, 1); each extra hidden layer adds 8 x 8 + 8.
   assert _param_count(variables) == (3 * 8 + 8) + (8 * 8 + 8) + (8 + 1)
   deep = LatentDiscriminator(width=8, num_hidden=4)
-  assert _param_count(deep.init(jax.random.key(0), z)) == _param_count(variables) + 2 * (8 * 8 + 8)
+  assert _param_count(init_variables(deep, z)) == _param_count(variables) + 2 * (8 * 8 + 8)
 
   conditioned = LatentDiscriminator(width=8)
-  variables = conditioned.init(jax.random.key(0), z, jnp.zeros((4, 1)))
+  variables = init_variables(conditioned, z, jnp.zeros((4, 1)))
   apply = jax.jit(conditioned.apply)
   low, high = apply(variables, z, jnp.zeros((4, 1))), apply(variables, z, jnp.ones((4, 1)))
   chex.assert_shape(low, (4,))
@@ -46,7 +47,7 @@ def test_latent_discriminator_shapes_depth_and_condition():
 def test_mal_discriminator_shapes_and_stop_gradient():
   features = jnp.asarray(_RNG.normal(size=(4, 6)), jnp.float32)
   model = MLPDiscriminator(width=8)
-  variables = model.init(jax.random.key(0), features)
+  variables = init_variables(model, features)
   assert _param_count(variables) == (6 * 8 + 8) + (8 * 8 + 8) + (8 + 1)  # three layers
   logits = jax.jit(model.apply)(variables, features)
   chex.assert_shape(logits, (4,))

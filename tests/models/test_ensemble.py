@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import softmax as _softmax
+from helpers import init_variables, softmax as _softmax
 from jal.models import ClassifierHead, Ensemble, MultiHeadNet, get_backbone
 
 
@@ -18,7 +18,7 @@ def test_ensemble_members_differ_and_the_prediction_is_their_average(vectorize):
   member = MultiHeadNet(get_backbone('small_cnn', width=4), {'classifier': ClassifierHead(3)})
   model = Ensemble(member, 3, vectorize=vectorize)
   x = jax.random.normal(jax.random.key(0), (5, 8, 8, 1))
-  variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
+  variables = init_variables(model, x, seed=1, train=False)
   kernels = variables['params']['heads_classifier']['fc']['kernel']
   chex.assert_shape(kernels, (3, 16, 3))
   assert not np.allclose(kernels[0], kernels[1]) and not np.allclose(kernels[1], kernels[2])

@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import (NUM_CLASSES, TINY_WIDTH, loss_prediction_net as _loss_prediction_net,
-                     normal_images as _images, tiny_net as _net)
+from helpers import (NUM_CLASSES, TINY_WIDTH, init_variables,
+                     loss_prediction_net as _loss_prediction_net, normal_images as _images,
+                     tiny_net as _net)
 from jal.errors import JalError
 from jal.models import (ClassifierHead, CosineClassifier, Features, MultiHeadNet, ResNet18,
                         RotationHead, SmallCNN)
@@ -74,7 +75,7 @@ def _reference_cosine_logits(features, kernel, temperature, normalize_weights):
 def test_cosine_classifier_matches_eq1_and_normalises(normalize_weights):
   features = jnp.asarray(_RNG.normal(size=(4, 6)), jnp.float32)
   model = CosineClassifier(num_classes=5, temperature=0.1, normalize_weights=normalize_weights)
-  variables = model.init(jax.random.key(0), features)
+  variables = init_variables(model, features)
   apply = jax.jit(model.apply)
   logits = apply(variables, features)
   chex.assert_shape(logits, (4, 5))
@@ -117,7 +118,7 @@ def test_cosine_classifier_with_the_appendix_hidden_layer_has_its_parameter_coun
 def test_loss_prediction_module_shapes_and_gradient_stop():
   model = _loss_prediction_net()
   x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
-  variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
+  variables = init_variables(model, x, seed=1, train=False)
   head = variables['params']['heads_loss_prediction']
   assert sorted(head) == ['block1_fc', 'block2_fc', 'block3_fc', 'fc']
   chex.assert_shape(head['block3_fc']['kernel'], (16, 8))  # GAP of the 16-channel block

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import NUM_CLASSES, TINY_WIDTH, normal_images as _images, tiny_net as _net
+from helpers import (NUM_CLASSES, TINY_WIDTH, init_variables, normal_images as _images,
+                     tiny_net as _net)
 from jal.errors import JalError
 from jal.models import ClassifierHead, Features, MultiHeadNet, ResNet18, SmallCNN, VGG16, get_backbone
 
@@ -35,7 +36,7 @@ _NUM_BLOCKS = {'resnet18': 4, 'vgg16': 5, 'small_cnn': 3}
 def test_output_shapes_train_and_eval(name, shape):
   net = _net(name)
   x = _images(shape)
-  variables = net.init(jax.random.key(1), x, train=False)
+  variables = init_variables(net, x, seed=1, train=False)
   assert set(variables) == {'params', 'batch_stats'}
   dim = _POOLED_MULTIPLIER[name] * TINY_WIDTH
   train_out, updates = net.apply(variables, x, train=True, mutable=['batch_stats'])
@@ -54,7 +55,7 @@ def test_output_shapes_train_and_eval(name, shape):
 def test_blocks(name):
   backbone = get_backbone(name, width=TINY_WIDTH)
   x = _images((2, 32, 32, 3))
-  variables = backbone.init(jax.random.key(0), x, train=False)
+  variables = init_variables(backbone, x, train=False)
   features = backbone.apply(variables, x, train=False)
   assert isinstance(features, Features)
   assert len(features.blocks) == _NUM_BLOCKS[name]
@@ -87,7 +88,7 @@ def test_parameter_counts_match_pytorch(name, expected):
 def test_batch_norm_train_updates_stats_and_eval_is_per_example(name):
   net = _net(name)
   x = _images((3, 8, 8, 3), seed=2)
-  variables = net.init(jax.random.key(0), x, train=False)
+  variables = init_variables(net, x, train=False)
   _, updates = net.apply(variables, x, train=True, mutable=['batch_stats'])
   before = jax.tree_util.tree_leaves(variables['batch_stats'])
   after = jax.tree_util.tree_leaves(updates['batch_stats'])
@@ -113,7 +114,7 @@ def test_batch_norm_train_updates_stats_and_eval_is_per_example(name):
 def test_bfloat16_compute_keeps_float32_params_and_features(name):
   net = _net(name, dtype=jnp.bfloat16)
   x = _images((2, 8, 8, 3))
-  variables = net.init(jax.random.key(0), x, train=False)
+  variables = init_variables(net, x, train=False)
   assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(variables)} == {jnp.dtype(jnp.float32)}
   out, updates = net.apply(variables, x, train=True, mutable=['batch_stats'])
   chex.assert_type([out['features'], out['classifier'], out['rotation']], jnp.float32)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers import dropout_net as _dropout_net
+from helpers import dropout_net as _dropout_net, init_variables
 from jal import rng
 from jal.models import ClassifierHead, Ensemble, MultiHeadNet, ProjectionHead, get_backbone
 from jal.objectives import Batch
@@ -19,9 +19,9 @@ from jal.objectives.classification import cross_entropy_loss, ensemble_loss, lin
 def test_training_uses_dropout_but_the_task_loss_is_deterministic_per_key():
   model = _dropout_net()
   x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1))
-  variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
-  loss = lambda k: cross_entropy_loss(model.apply, variables,
-                                      Batch(x, jnp.zeros(6, jnp.int32), jnp.ones(6)), k, 0.0)[0]
+  variables = init_variables(model, x, seed=1, train=False)
+  loss = jax.jit(lambda k: cross_entropy_loss(
+      model.apply, variables, Batch(x, jnp.zeros(6, jnp.int32), jnp.ones(6)), k, 0.0)[0])
   assert float(loss(jax.random.key(3))) == float(loss(jax.random.key(3)))
   assert float(loss(jax.random.key(3))) != float(loss(jax.random.key(4)))
 
@@ -31,7 +31,7 @@ def test_ensemble_loss_trains_each_member_on_its_own_cross_entropy():
   model = Ensemble(member, 2)
   x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
   labels = jnp.array([0, 1, 2, 0])
-  variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
+  variables = init_variables(model, x, seed=1, train=False)
 
   def loss_of(params):
     return ensemble_loss(model.apply, {**variables, 'params': params},

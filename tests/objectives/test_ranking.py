@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers import loss_prediction_net as _loss_prediction_net
+from helpers import loss_prediction_net as _loss_prediction_net, init_variables
 from jal.objectives import Batch, ranking as losses
 
 
@@ -60,7 +60,7 @@ def test_learning_loss_objective_detaches_the_backbone_after_the_given_progress(
   model = _loss_prediction_net()
   x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1))
   labels, mask = jnp.array([0, 1, 2, 0, 1, 2]), jnp.ones(6)
-  variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
+  variables = init_variables(model, x, seed=1, train=False)
   objective = functools.partial(losses.loss_prediction_objective,
                                 ranking_loss=losses.margin_ranking_loss, weight=1.0,
                                 detach_after=0.6)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import build_strategy, tiny_config
-from helpers import dropout_net as _dropout_net
+from helpers import dropout_net as _dropout_net, init_variables
 from jal.models import ClassifierHead, MultiHeadNet, get_backbone
 from jal.strategies import mc_dropout as _mc_dropout
 
@@ -20,7 +20,7 @@ from jal.strategies import mc_dropout as _mc_dropout
 def test_dropout_is_on_across_mc_samples_and_off_in_evaluation(last_layer):
   model = _dropout_net(last_layer)
   x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1))
-  variables = jax.jit(lambda k: model.init({'params': k}, x, train=False))(jax.random.key(1))
+  variables = init_variables(model, x, seed=1, train=False)
   # Evaluation (no dropout stream) is deterministic, and equals the network
   # without dropout layers (inverted dropout: no rescaling at test time).
   plain = MultiHeadNet(get_backbone('small_cnn', width=4), {'classifier': ClassifierHead(3)})

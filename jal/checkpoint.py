@@ -8,12 +8,19 @@ when the config warm-starts the task model, its variables are stored too.
 Orbax writes each checkpoint to a temporary directory and renames it when
 complete, so a run killed mid-save (even by SIGKILL) resumes from the last
 complete round.
+
+A checkpoint also records the fingerprint of its config and a SHA-256 of its
+pool, and `Checkpointer.restore` checks both: a checkpoint damaged on disk
+(a truncated or overwritten file) is named as such, never resumed from, and
+one of another run's config is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import re
 from typing import Any
 
 import jax
@@ -21,7 +28,16 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jal.errors import JalError
 from jal.pool import Pool
+
+
+class DamagedCheckpoint(JalError):
+  """A checkpoint that cannot be restored or fails its checks; names its directory."""
+
+  def __init__(self, path: str, reason: str):
+    super().__init__(f'checkpoint {path} is damaged ({reason})')
+    self.path = path
 
 
 @dataclasses.dataclass
@@ -41,44 +57,136 @@ class RunState:
   task_variables: Any = None
 
 
-class Checkpointer:
-  """Saves a `RunState` after each round under ``<workdir>/checkpoints``."""
+def _pool_digest(labeled: np.ndarray, oracle_labels: np.ndarray) -> str:
+  digest = hashlib.sha256(np.ascontiguousarray(labeled, np.int64).tobytes())
+  digest.update(np.ascontiguousarray(oracle_labels, np.int32).tobytes())
+  return digest.hexdigest()
 
-  def __init__(self, directory: str, max_to_keep: int = 2):
+
+def _reason(e: BaseException) -> str:
+  """What a one-line message can show of a library's error: the operating
+  system's error where tensorstore reports one, else its first line, shortened."""
+  if isinstance(e, OSError) and e.errno:
+    return e.strerror or os.strerror(e.errno)
+  text = str(e).strip()
+  code = re.search(r"os_error_code='?(\d+)", text)
+  if code:
+    return os.strerror(int(code.group(1)))
+  text = text.splitlines()[0] if text else ''
+  text = text if len(text) <= 100 else text[:97] + '...'
+  return f'{type(e).__name__}: {text}' if text else type(e).__name__
+
+
+class Checkpointer:
+  """Saves a `RunState` after each round under ``<workdir>/checkpoints``.
+
+  Args:
+    directory: the checkpoints directory.
+    config_fingerprint: `jal.workdir.fingerprint` of the run's config,
+      stored with each checkpoint and checked on restore (None: not checked).
+    max_to_keep: the newest checkpoints kept.
+  """
+
+  def __init__(self, directory: str, config_fingerprint: str | None = None,
+               max_to_keep: int = 2):
     self.directory = os.path.abspath(directory)
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                           enable_async_checkpointing=False)
-    self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                          item_names=('pool', 'meta', 'task'))
+    self.config_fingerprint = config_fingerprint
+    self.max_to_keep = max_to_keep
+    self._manager = self._open()
+
+  def _open(self) -> ocp.CheckpointManager:
+    # Temporary directories of a save that was killed are orbax's own, and go.
+    options = ocp.CheckpointManagerOptions(max_to_keep=self.max_to_keep, create=True,
+                                           enable_async_checkpointing=False,
+                                           cleanup_tmp_directories=True)
+    return ocp.CheckpointManager(self.directory, options=options,
+                                 item_names=('pool', 'meta', 'task'))
+
+  def reopen(self) -> None:
+    """Re-reads the directory (after a checkpoint was moved away)."""
+    self._manager.close()
+    self._manager = self._open()
 
   def save(self, state: RunState) -> None:
-    pool = {'labeled': np.asarray(state.pool.labeled, np.int64),
-            'oracle_labels': np.asarray(state.pool.oracle_labels, np.int32)}
+    """Writes ``state`` as checkpoint ``state.next_round``.
+
+    Raises:
+      JalError: the write failed (a full disk, permissions), naming the
+        directory; the previous checkpoints are intact.
+    """
+    labeled = np.asarray(state.pool.labeled, np.int64)
+    oracle_labels = np.asarray(state.pool.oracle_labels, np.int32)
+    pool = {'labeled': labeled, 'oracle_labels': oracle_labels}
     has_task = state.task_variables is not None
     meta = {'next_round': state.next_round, 'num_train': state.pool.num_train,
-            'records': state.records, 'has_task_variables': has_task}
+            'records': state.records, 'has_task_variables': has_task,
+            'pool_sha256': _pool_digest(labeled, oracle_labels),
+            'config_fingerprint': self.config_fingerprint}
     items = dict(pool=ocp.args.StandardSave(pool), meta=ocp.args.JsonSave(meta))
     if has_task:
       items['task'] = ocp.args.StandardSave(jax.device_get(state.task_variables))
-    self._manager.save(state.next_round, args=ocp.args.Composite(**items))
-    self._manager.wait_until_finished()
+    try:
+      self._manager.save(state.next_round, args=ocp.args.Composite(**items))
+      self._manager.wait_until_finished()
+    except Exception as e:  # orbax and tensorstore raise several types for one failed write
+      raise JalError(f'could not write checkpoint {self.step_path(state.next_round)} '
+                     f'({_reason(e)}); free disk space or fix the permissions, then run the '
+                     'same command again: it resumes from the last checkpoint') from None
+
+  def steps(self) -> list[int]:
+    """The finished checkpoints' steps (rounds done), ascending."""
+    return sorted(self._manager.all_steps())
+
+  def step_path(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
+
+  def restore(self, step: int) -> RunState:
+    """Checkpoint ``step``, checked.
+
+    Raises:
+      DamagedCheckpoint: a file of it cannot be read or decoded, or its pool
+        does not match its recorded digest or breaks the pool's invariants.
+      JalError: it belongs to a run of another config.
+    """
+    path = self.step_path(step)
+    try:
+      meta = self._manager.restore(step, args=ocp.args.Composite(
+          meta=ocp.args.JsonRestore()))['meta']
+      items = dict(pool=ocp.args.StandardRestore())
+      if meta.get('has_task_variables'):
+        items['task'] = ocp.args.StandardRestore()
+      restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+      labeled = np.asarray(restored['pool']['labeled'], np.int64)
+      oracle_labels = np.asarray(restored['pool']['oracle_labels'], np.int32)
+      pool = Pool(int(meta['num_train']), labeled, oracle_labels)
+      records = list(meta['records'])
+      next_round = int(meta['next_round'])
+    except Exception as e:  # a damaged file fails in orbax, tensorstore or json
+      raise DamagedCheckpoint(path, _reason(e)) from None
+    if meta.get('pool_sha256') != _pool_digest(labeled, oracle_labels):
+      raise DamagedCheckpoint(path, 'its pool does not match the digest it was saved with')
+    try:
+      pool.check()
+    except AssertionError as e:
+      raise DamagedCheckpoint(path, str(e)) from None
+    if next_round != step or len(records) != step:
+      raise DamagedCheckpoint(path, f'it holds {len(records)} records for step {step}')
+    stored = meta.get('config_fingerprint')
+    if self.config_fingerprint is not None and stored != self.config_fingerprint:
+      raise JalError(f'checkpoint {path} was written by a run of another config than the work '
+                     "directory's jal_run.json; restore the matching jal_run.json, or pass "
+                     "--overwrite to delete that run (jal's files only)")
+    return RunState(next_round=next_round, pool=pool, records=records,
+                    task_variables=restored.get('task'))
 
   def latest(self) -> RunState | None:
-    """The last complete checkpoint, or None for a fresh work directory."""
-    step = self._manager.latest_step()
-    if step is None:
-      return None
-    meta = self._manager.restore(step, args=ocp.args.Composite(
-        meta=ocp.args.JsonRestore()))['meta']
-    items = dict(pool=ocp.args.StandardRestore())
-    if meta.get('has_task_variables'):
-      items['task'] = ocp.args.StandardRestore()
-    restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-    pool = restored['pool']
-    return RunState(next_round=int(meta['next_round']),
-                    pool=Pool(int(meta['num_train']), np.asarray(pool['labeled'], np.int64),
-                              np.asarray(pool['oracle_labels'], np.int32)),
-                    records=list(meta['records']), task_variables=restored.get('task'))
+    """The newest checkpoint, or None for a fresh work directory.
+
+    Raises:
+      DamagedCheckpoint, JalError: as `restore`.
+    """
+    steps = self.steps()
+    return self.restore(steps[-1]) if steps else None
 
   def close(self) -> None:
     self._manager.close()

@@ -21,8 +21,8 @@ from typing import Sequence
 import ml_collections
 import numpy as np
 
-from jal import experiment, initial_pools as initial_pools_lib, platform, results, trials
-from jal import strategies as strategies_lib
+from jal import checks, dirlock, experiment, initial_pools as initial_pools_lib, platform
+from jal import results, strategies as strategies_lib, trials, workdir as workdir_lib
 from jal.errors import JalError
 
 SUMMARY_JSON = 'summary.json'
@@ -59,7 +59,7 @@ def trial_config(config: ml_collections.ConfigDict, arm: str,
 def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: Sequence[str],
                    seeds: Sequence[int], overwrite: bool = False,
                    initial_pools: Sequence[str] | None = None,
-                   vectorize_seeds: bool | None = None) -> dict:
+                   vectorize_seeds: bool | None = None, recover: bool = False) -> dict:
   """Runs (or resumes) every (arm, seed), then writes the summary.
 
   With ``vectorize_seeds`` the seeds of an arm run in lockstep and their task
@@ -80,13 +80,17 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
     initial_pools: optional names of `jal.initial_pools` strategies; then
       every (initial pool, strategy) pair is an arm (Chandra et al.'s study).
     vectorize_seeds: train the seeds of an arm together (None: on GPU/TPU).
+    recover: resume each run from its newest intact checkpoint when its
+      newest is damaged (`jal.experiment.set_up`).
 
   Returns:
     The summary (see `summarize`).
 
   Raises:
     JalError: an unknown strategy or initial pool, an empty or repeated list,
-      or any error of a run (finished runs and rounds are kept).
+      a bad seed, a directory that is not a comparison, any arm's bad
+      config (all before anything is written), or any error of a run
+      (finished runs and rounds are kept).
   """
   strategies, seeds = _checked_lists(strategies, seeds)
   for strategy in strategies:
@@ -96,20 +100,57 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
   if initial_pools and len(set(initial_pools)) != len(initial_pools):
     raise JalError(f'--initial_pools={",".join(initial_pools)} must name each pool once')
   names = arms(strategies, initial_pools)
-  if platform.vectorized_members(vectorize_seeds):
-    for arm in names:
-      trials.run_trials([trial_config(config, arm, seed) for seed in seeds],
-                            [run_dir(workdir, arm, seed) for seed in seeds], overwrite=overwrite)
-  else:
-    for seed in seeds:
+  workdir_lib.inspect_comparison(workdir)
+  for arm in names:  # every arm's checks, before anything is written
+    experiment.build(trial_config(config, arm, seeds[0]))
+  with prepare(workdir):
+    if platform.vectorized_members(vectorize_seeds):
       for arm in names:
-        experiment.run(trial_config(config, arm, seed), run_dir(workdir, arm, seed),
-                       overwrite=overwrite)
-  return write_summary(workdir, names, seeds)
+        trials.run_trials([trial_config(config, arm, seed) for seed in seeds],
+                          [run_dir(workdir, arm, seed) for seed in seeds], overwrite=overwrite,
+                          recover=recover)
+    else:
+      for seed in seeds:
+        for arm in names:
+          experiment.run(trial_config(config, arm, seed), run_dir(workdir, arm, seed),
+                         overwrite=overwrite, recover=recover)
+    return write_summary(workdir, names, seeds)
+
+
+def prepare(workdir: str) -> dirlock.DirectoryLock:
+  """Makes ``workdir`` a comparison's directory and locks it.
+
+  Creates it (or accepts an empty one, or a comparison's) and writes its
+  marker, ``jal_comparison.json``. A notebook that runs the (arm, seed)
+  runs itself calls this first, so that `write_summary` accepts the
+  directory; release the lock when done (or use ``with prepare(dir):``).
+
+  Returns:
+    The directory's lock, held.
+
+  Raises:
+    JalError: ``workdir`` is neither new, empty nor a comparison, is in use
+      by another process, or cannot be created.
+  """
+  workdir_lib.inspect_comparison(workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise workdir_lib.os_error(e, 'choose another --workdir') from None
+  lock = dirlock.DirectoryLock(workdir)
+  lock.acquire()
+  try:
+    workdir_lib.inspect_comparison(workdir)
+    workdir_lib.start_comparison(workdir)
+  except BaseException:
+    lock.release()
+    raise
+  return lock
 
 
 def _checked_lists(strategies, seeds) -> tuple[list[str], list[int]]:
-  strategies, seeds = list(strategies), [int(s) for s in seeds]
+  strategies = list(strategies)
+  seeds = [checks.check_seed(s, f'--seeds={",".join(map(str, seeds))}: seed') for s in seeds]
   if not strategies or len(set(strategies)) != len(strategies):
     raise JalError(f'--strategies={",".join(strategies)} must name at least one strategy, '
                    'each once')
@@ -127,10 +168,9 @@ def load_records(workdir: str, strategies: Sequence[str],
   out: dict[str, dict[int, list[dict]]] = {}
   for strategy in strategies:
     for seed in seeds:
-      path = os.path.join(run_dir(workdir, strategy, seed), 'results.jsonl')
+      path = os.path.join(run_dir(workdir, strategy, seed), workdir_lib.RESULTS)
       if os.path.exists(path):
-        with open(path) as f:
-          rows = [json.loads(line) for line in f if line.strip()]
+        rows = results.read_jsonl(path)
         if rows:
           out.setdefault(strategy, {})[seed] = rows
   return out
@@ -231,8 +271,10 @@ def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int])
     The summary (see `summarize`).
 
   Raises:
-    JalError: no finished round in any run.
+    JalError: ``workdir`` is not a comparison, a ``results.jsonl`` is
+      damaged, or no run has a finished round.
   """
+  workdir_lib.inspect_comparison(workdir, must_exist=True)
   records = load_records(workdir, strategies, seeds)
   if not records:
     raise JalError(f'{workdir} holds no finished round of {", ".join(strategies)} for seeds '

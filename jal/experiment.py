@@ -24,8 +24,9 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jal import checkpoint, data, initial_pools, metrics as metrics_lib, oracle as oracle_lib
-from jal import pool as pool_lib, results, rng, sharding, strategies, workdir as workdir_lib
+from jal import checkpoint, checks, data, dirlock, initial_pools, metrics as metrics_lib
+from jal import oracle as oracle_lib, pool as pool_lib, results, rng, sharding, strategies
+from jal import workdir as workdir_lib
 from jal.data import corruptions, imbalance as imbalance_lib, transforms
 from jal.errors import JalError
 from jal.strategies.base import Fit, RoundContext, Strategy, TaskModel
@@ -88,39 +89,6 @@ def load_data(config: ml_collections.ConfigDict) -> tuple[data.Dataset, dict[str
   return dataset, sets
 
 
-def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset) -> tuple[int, int]:
-  """Validates the sizes of the protocol; returns ``(initial_size, budget)``.
-
-  Raises:
-    JalError: naming the offending key and how to fix it.
-  """
-  n = dataset.num_train
-  initial = pool_lib.resolve_count(config.initial_pool.size, n, 'config.initial_pool.size')
-  budget = pool_lib.resolve_count(config.budget, n, 'config.budget')
-  if config.num_rounds < 1:
-    raise JalError(f'config.num_rounds={config.num_rounds} must be at least 1')
-  if config.num_rounds > 1 and budget > n - initial:
-    raise JalError(f'config.budget={budget} is larger than the {n - initial} unlabeled examples '
-                   'left after the initial pool; lower config.budget or config.initial_pool.size')
-  bad = [c for c in config.initial_pool.exclude_classes if not 0 <= c < dataset.num_classes]
-  if bad:
-    raise JalError(f'config.initial_pool.exclude_classes has {bad}, not classes of '
-                   f'{dataset.name} (0..{dataset.num_classes - 1})')
-  subset = config.get('candidate_subset')
-  if subset is not None and not budget <= subset:
-    raise JalError(f'config.candidate_subset={subset} is smaller than the budget of {budget}; '
-                   'set it to a multiple of the budget (the SCAL and TA-VAAL papers use 10x) '
-                   'or to None')
-  initial_pools.check_settings(config.initial_pool)
-  if config.evaluation.ece_bins < 1:
-    raise JalError(f'config.evaluation.ece_bins={config.evaluation.ece_bins} must be at least 1 '
-                   '(SCAL uses 15)')
-  for key in ('epochs', 'batch_size'):
-    if config.train[key] < 1:
-      raise JalError(f'config.train.{key}={config.train[key]} must be at least 1')
-  return initial, budget
-
-
 def initial_state(config: ml_collections.ConfigDict, pool_data: data.PoolData,
                   oracle: oracle_lib.Oracle, initial_size: int,
                   mesh: jax.sharding.Mesh | None = None) -> checkpoint.RunState:
@@ -176,6 +144,7 @@ class Experiment:
   evaluation_sets: dict[str, jax.Array]
   checkpointer: checkpoint.Checkpointer
   writer: Any  # clu metric writer (TensorBoard)
+  lock: dirlock.DirectoryLock  # held until `close`: one process per work directory
 
   def labels(self, pool: pool_lib.Pool) -> jax.Array:
     """The oracle's labels of ``pool`` on the device (`jal.task.Task.label_array`)."""
@@ -187,45 +156,162 @@ class Experiment:
     return end if rounds is None else min(end, state.next_round + rounds)
 
   def close(self) -> None:
-    self.checkpointer.close()
-    self.writer.close()
+    """Closes the checkpoints and TensorBoard files, and releases the work directory."""
+    try:
+      self.checkpointer.close()
+      self.writer.close()
+    finally:
+      self.lock.release()
 
 
-def set_up(config: ml_collections.ConfigDict, workdir: str,
-           overwrite: bool = False) -> tuple[Experiment, checkpoint.RunState]:
-  """Loads and checks everything, then opens the work directory and resumes.
+@dataclasses.dataclass
+class Parts:
+  """A run's parts before its work directory is touched, every check passed."""
+  dataset: data.Dataset
+  evaluation_sets: dict[str, np.ndarray]
+  initial_size: int
+  budget: int
+  mesh: jax.sharding.Mesh
+  task: Task
+  oracle: oracle_lib.Oracle
+  pool_data: data.PoolData
+  strategy: Strategy
 
-  Returns:
-    The experiment and its state: the last checkpoint's, or round 0's
-    (the initial pool, labeled).
+
+def build(config: ml_collections.ConfigDict) -> Parts:
+  """Loads the data and builds the oracle and the strategy, writing nothing.
+
+  Every check that needs no training runs here: the data's, the config's
+  (`jal.checks`) and the strategy's own as it is built.
 
   Raises:
-    JalError: for bad config, data or work directory, before anything is
-      written.
+    JalError: naming the offending key or file.
   """
-  # Everything that can reject the config comes before the work directory is touched.
   dataset, evaluation_sets = load_data(config)
-  initial_size, budget = check_config(config, dataset)
+  initial_size, budget = checks.check_config(config, dataset)
   mesh = sharding.make_mesh()
   task = make_task(dataset.class_names)
   oracle = oracle_lib.make_oracle(config, dataset.train_labels, dataset.num_classes)
   pool_data = dataset.pool_data()
   strategy = strategies.build(config, pool_data, task, mesh)
-  workdir_lib.prepare(workdir, config, overwrite)
+  return Parts(dataset, evaluation_sets, initial_size, budget, mesh, task, oracle, pool_data,
+               strategy)
 
-  on_device = sharding.replicated(mesh)
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, workdir_lib.CHECKPOINTS))
-  state = ckpt.latest() or initial_state(config, pool_data, oracle, initial_size, mesh)
-  if state.next_round:
-    logging.info('resuming %s after round %d', workdir, state.next_round - 1)
-  results.write_jsonl(state.records, os.path.join(workdir, workdir_lib.RESULTS))
+
+def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False,
+           recover: bool = False) -> tuple[Experiment, checkpoint.RunState]:
+  """Checks everything, then opens the work directory and resumes.
+
+  Nothing is written until every check has passed: the work directory's
+  (`jal.workdir.inspect`, read-only; a directory in use by another process
+  is refused at once), the data's, the config's (`jal.checks`) and the
+  strategy's own as it is built. Then, holding the directory's lock, jal
+  writes its marker, restores the newest checkpoint (or labels round 0's
+  pool) and renders ``results.jsonl``, the plot and TensorBoard from it.
+
+  Args:
+    config: the experiment config.
+    workdir: the run's directory (`jal.workdir`).
+    overwrite: delete a jal run already there (jal's files only).
+    recover: when the newest checkpoint is damaged, move it to
+      ``<workdir>/damaged/`` and resume from the newest intact one.
+
+  Returns:
+    The experiment, holding the directory's lock until `Experiment.close`,
+    and its state: the newest checkpoint's, or round 0's (the initial pool,
+    labeled).
+
+  Raises:
+    JalError: for bad config, data or work directory (before anything is
+      written), or a damaged checkpoint without ``recover``.
+  """
+  lock = dirlock.DirectoryLock(workdir)
+  made = not os.path.exists(workdir)
+  try:
+    if not made and os.path.isdir(workdir):
+      lock.acquire()
+    workdir_lib.inspect(workdir, config, overwrite)
+    parts = build(config)
+
+    # Every check passed: from here on jal writes, holding the lock.
+    try:
+      os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+      raise workdir_lib.os_error(e, 'choose another --workdir') from None
+    lock.acquire()
+    inspection = workdir_lib.inspect(workdir, config, overwrite)
+    workdir_lib.start(inspection, config)
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, workdir_lib.CHECKPOINTS),
+                                   workdir_lib.fingerprint(config))
+    state = restore(ckpt, inspection, recover) or initial_state(
+        config, parts.pool_data, parts.oracle, parts.initial_size, parts.mesh)
+    if state.next_round:
+      logging.info('resuming %s after round %d', workdir, state.next_round - 1)
+    writer = results.render(workdir, state.records, plot_title(config, parts.dataset))
+  except BaseException:
+    lock.release()
+    if made and os.path.isdir(workdir) and not os.listdir(workdir):
+      os.rmdir(workdir)  # a refused or failed start leaves no trace
+    raise
+  on_device = sharding.replicated(parts.mesh)
   experiment = Experiment(
-      config, workdir, dataset, task, oracle, strategy, mesh, budget,
-      train_images=jax.device_put(dataset.train_images, on_device),
-      test_images=jax.device_put(dataset.test_images, on_device),
-      evaluation_sets={k: jax.device_put(v, on_device) for k, v in evaluation_sets.items()},
-      checkpointer=ckpt, writer=results.metric_writer(workdir))
+      config, workdir, parts.dataset, parts.task, parts.oracle, parts.strategy, parts.mesh,
+      parts.budget, train_images=jax.device_put(parts.dataset.train_images, on_device),
+      test_images=jax.device_put(parts.dataset.test_images, on_device),
+      evaluation_sets={k: jax.device_put(v, on_device)
+                       for k, v in parts.evaluation_sets.items()},
+      checkpointer=ckpt, writer=writer, lock=lock)
   return experiment, state
+
+
+def restore(ckpt: checkpoint.Checkpointer, inspection: workdir_lib.Inspection,
+            recover: bool) -> checkpoint.RunState | None:
+  """The newest checkpoint's state, or None for a run without one.
+
+  A damaged checkpoint is refused, naming it; with ``recover`` it is moved
+  to ``damaged/`` and the next newest is tried, saying which is used. A
+  ``results.jsonl`` of more rounds than the checkpoint (a newer checkpoint
+  lost) is refused likewise, and set aside with ``recover``.
+
+  Raises:
+    JalError: the damage or the mismatch, without ``recover``.
+  """
+  workdir = inspection.path
+  stamp = time.strftime('%Y%m%dT%H%M%S')
+  state, moved = None, False
+  for step in reversed(ckpt.steps()):
+    try:
+      state = ckpt.restore(step)
+      break
+    except checkpoint.DamagedCheckpoint as e:
+      if not recover:
+        raise JalError(f'{e}; pass --recover to move it to {workdir}/{workdir_lib.DAMAGED}/ and '
+                       'resume from the newest intact checkpoint, or --overwrite to start '
+                       "over (deletes jal's files)") from None
+      target = workdir_lib.set_aside(workdir, os.path.relpath(e.path, workdir), stamp)
+      print(f'jal: recover: {e}; moved it to {target}', flush=True)
+      moved = True
+  if moved:
+    ckpt.reopen()
+  done = state.next_round if state else 0
+  start = f'checkpoint {done}' if state else 'round 0 (no intact checkpoint is left)'
+  lost_records = inspection.num_records > done
+  if lost_records:
+    if not recover:
+      raise JalError(f'{workdir}/{workdir_lib.RESULTS} holds {inspection.num_records} rounds but '
+                     f'the newest checkpoint only {done} (a newer one was deleted?); restore '
+                     f'it, or pass --recover to resume from {start} ({workdir_lib.RESULTS} is '
+                     f'kept in {workdir_lib.DAMAGED}/)')
+    target = workdir_lib.set_aside(workdir, workdir_lib.RESULTS, stamp)
+    print(f'jal: recover: moved {workdir_lib.RESULTS} of {inspection.num_records} rounds to '
+          f'{target}', flush=True)
+  if moved or lost_records:
+    print(f'jal: recover: resuming from {start}', flush=True)
+  return state
+
+
+def plot_title(config: ml_collections.ConfigDict, dataset: data.Dataset) -> str:
+  return f'{dataset.name}: {config.strategy.name}, seed {config.seed}'
 
 
 # -------------------------------------------------------------- one round ----
@@ -318,11 +404,8 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
   task_variables = None if config.retrain_from_scratch else jax.device_get(task_model.variables)
   state = checkpoint.RunState(round_ + 1, pool, state.records + [record], task_variables)
   experiment.checkpointer.save(state)  # first the checkpoint, then what is rendered from it
-  workdir = experiment.workdir
-  results.write_jsonl(state.records, os.path.join(workdir, workdir_lib.RESULTS))
-  results.plot_accuracy(state.records, os.path.join(workdir, workdir_lib.PLOT),
-                        f'{experiment.dataset.name}: {config.strategy.name}, seed {config.seed}')
-  results.write_scalars(experiment.writer, record)
+  results.render_round(experiment.workdir, state.records, experiment.writer,
+                       plot_title(config, experiment.dataset))
   return state
 
 
@@ -330,29 +413,35 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False,
-        rounds: int | None = None) -> list[dict]:
+        rounds: int | None = None, recover: bool = False) -> list[dict]:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``.
 
   Args:
     config: an experiment config (see ``configs/``).
-    workdir: where the config, checkpoints, ``results.jsonl``, the plot and
-      the TensorBoard logs go.
-    overwrite: delete a run already in ``workdir`` instead of resuming it.
+    workdir: the run's directory (`jal.workdir`): its marker, checkpoints,
+      ``results.jsonl``, plot and TensorBoard logs.
+    overwrite: delete a jal run already in ``workdir`` (jal's files only)
+      instead of resuming it.
     rounds: stop after this many more rounds (None: run to the end); the
       next call resumes, so a notebook can run one round per cell.
+    recover: resume from the newest intact checkpoint when the newest is
+      damaged (see `set_up`).
 
   Returns:
     One record per finished round (what ``results.jsonl`` holds).
 
   Raises:
     JalError: for bad config, data or work directory, before anything is
-      written (a bad work directory) or without losing finished rounds.
+      written, or without losing finished rounds.
   """
-  experiment, state = set_up(config, workdir, overwrite)
-  for round_ in range(state.next_round, experiment.last_round(state, rounds)):
-    start = time.perf_counter()
-    labels = experiment.labels(state.pool)
-    fitted = fit_task_model(experiment, state, round_, labels)
-    state = finish_round(experiment, state, round_, labels, fitted, time.perf_counter() - start)
-  experiment.close()
+  experiment, state = set_up(config, workdir, overwrite, recover)
+  try:
+    for round_ in range(state.next_round, experiment.last_round(state, rounds)):
+      start = time.perf_counter()
+      labels = experiment.labels(state.pool)
+      fitted = fit_task_model(experiment, state, round_, labels)
+      state = finish_round(experiment, state, round_, labels, fitted,
+                           time.perf_counter() - start)
+  finally:
+    experiment.close()
   return state.records

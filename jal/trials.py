@@ -43,7 +43,7 @@ def fit_together(experiments: Sequence[experiment_lib.Experiment]) -> bool:
 
 
 def run_trials(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
-               overwrite: bool = False) -> list[list[dict]]:
+               overwrite: bool = False, recover: bool = False) -> list[list[dict]]:
   """Runs (or resumes) several trials in lockstep, fitting their task models together.
 
   Each trial is `jal.experiment.run` of its config in its work directory,
@@ -57,7 +57,17 @@ def run_trials(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   Raises:
     JalError: as `jal.experiment.run`.
   """
-  runs = [experiment_lib.set_up(c, w, overwrite) for c, w in zip(configs, workdirs)]
+  runs = []
+  try:
+    for c, w in zip(configs, workdirs):
+      runs.append(experiment_lib.set_up(c, w, overwrite, recover))
+    return _run_in_lockstep(runs)
+  finally:
+    for e, _ in runs:
+      e.close()
+
+
+def _run_in_lockstep(runs) -> list[list[dict]]:
   experiments = [e for e, _ in runs]
   states = [s for _, s in runs]
   together = fit_together(experiments)
@@ -79,8 +89,6 @@ def run_trials(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
     for i, fit in zip(active, fitted):
       states[i] = experiment_lib.finish_round(experiments[i], states[i], states[i].next_round,
                                               labels[i], fit, seconds)
-  for e in experiments:
-    e.close()
   return [s.records for s in states]
 
 

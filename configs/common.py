@@ -24,9 +24,11 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   """Parses ``'runlocal,seed=3'`` into ``{'runlocal': True, 'seed': 3}`` over ``defaults``.
 
   Raises:
-    JalError: for a variant the config does not define.
+    JalError: for a variant the config does not define, or a value of the
+      wrong type (booleans: true/false, yes/no, 1/0).
   """
   out = ml_collections.ConfigDict(defaults)
+  booleans = {'1': True, 'true': True, 'yes': True, '0': False, 'false': False, 'no': False}
   for item in filter(None, (arg or '').split(',')):
     name, _, value = item.partition('=')
     if name not in defaults:
@@ -36,9 +38,14 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
     if not value:
       out[name] = True
     elif kind is bool:
-      out[name] = value.lower() in ('1', 'true', 'yes')
+      if value.lower() not in booleans:
+        raise JalError(f"config variant {name}={value!r} must be true or false")
+      out[name] = booleans[value.lower()]
     else:
-      out[name] = kind(value)
+      try:
+        out[name] = kind(value)
+      except ValueError:
+        raise JalError(f'config variant {name}={value!r} must be a {kind.__name__}') from None
   return out
 
 

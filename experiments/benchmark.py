@@ -183,6 +183,7 @@ class JalBench:
     config.model.name, config.model.width, config.model.dtype = s.network, s.width, s.dtype
     config.train = _train_config(s.batch_size, s.round_epochs)
     config.eval_batch_size = s.eval_batch_size
+    config.budget = s.round_budget
     config.strategy.name = 'pal'
     cfg = config.strategy.pal
     cfg.num_subqueries = NUM_SUBQUERIES

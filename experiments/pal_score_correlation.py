@@ -24,7 +24,7 @@ import scipy.stats
 from absl import app, flags
 from ml_collections import config_flags
 
-from jal import cli, experiment, oracle, rng, sharding, train
+from jal import checks, cli, experiment, oracle, rng, sharding, train
 from jal.strategies import pal
 from jal.task import make_task
 from jal.train import inference
@@ -36,7 +36,7 @@ def main(argv):
   del argv
   config = _CONFIG.value
   dataset, _ = experiment.load_data(config)
-  initial_size, _ = experiment.check_config(config, dataset)
+  initial_size, _ = checks.check_config(config, dataset)
   mesh = sharding.make_mesh()
   pool_data = dataset.pool_data()
   answers = oracle.make_oracle(config, dataset.train_labels, dataset.num_classes)

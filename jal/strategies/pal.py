@@ -31,9 +31,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from jal import selection
+from jal import pool as pool_lib, selection
 from jal.acquisition import pretext as pretext_scores
 from jal.data import augment
+from jal.errors import JalError
 from jal.models import ClassifierHead, MultiHeadNet, RotationHead, get_backbone
 from jal.objectives import pretext
 from jal.strategies import base
@@ -103,6 +104,7 @@ class Strategy(base.Strategy):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     cfg = self.settings
+    self._check_subqueries(cfg.num_subqueries)
     spec = self.data.spec
     backbone = get_backbone(cfg.scoring_model.name, width=cfg.scoring_model.get('width'),
                             dtype=cfg.scoring_model.get('dtype', 'float32'))
@@ -120,6 +122,14 @@ class Strategy(base.Strategy):
                                spec, self.mesh, trainable=lambda name: name == 'heads_rotation')
     self.score_batch = jax.jit(functools.partial(score_batch, self.model, spec.mean, spec.std))
     self.score_batch_size = self.config.eval_batch_size
+
+  def _check_subqueries(self, k) -> None:
+    """Refuses K sub-queries that do not split the budget: fewer than 1, or more than it."""
+    budget = pool_lib.resolve_count(self.config.budget, self.data.num_train, 'config.budget')
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= budget:
+      raise JalError(f'config.strategy.pal.num_subqueries={k!r} must be an integer from 1 to '
+                     f'the budget of {budget}: the query of {budget} is split into K '
+                     'sub-queries of at least one example each')
 
   def _scores(self, variables, ctx) -> tuple[np.ndarray, np.ndarray]:
     return inference.map_batches(self.score_batch, (variables, ctx.images), ctx.candidates,

@@ -1,28 +1,21 @@
 r"""Command line: run (or resume) an active-learning experiment.
 
   python -m jal.main --config configs/pal_cifar10.py:runlocal --workdir runs/x \
-      [--config.strategy.name=random] [--overwrite]
+      [--config.strategy.name=random] [--overwrite] [--recover]
 
-The logic lives in `jal.experiment`, which notebooks import directly.
+The logic lives in `jal.experiment`, which notebooks import directly. Every
+mistake ends in one line (`jal.cli`).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from jal import cli
 from jal.errors import JalError
-
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file[:variants].',
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory; default '
-                               'runs/<config>[-<variant>]/<strategy>-seed<seed>.')
-_OVERWRITE = flags.DEFINE_bool('overwrite', False,
-                               'Delete a run already in --workdir instead of resuming it.')
 
 
 def default_workdir(config_arg: str, config) -> str:
@@ -35,19 +28,17 @@ def default_workdir(config_arg: str, config) -> str:
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if _CONFIG.value is None:
-    raise app.UsageError('--config is required, e.g. --config configs/digits.py')
+    raise JalError(f"unexpected arguments {' '.join(argv[1:])}; every option is a flag "
+                   '(--name=value), e.g. --workdir runs/x or --config.seed=1')
+  if cli.CONFIG.value is None:
+    raise JalError('--config is required, e.g. --config configs/digits.py')
   cli.set_up()
   from jal import experiment  # after flag parsing: keeps --help fast
-  config = _CONFIG.value
-  workdir = _WORKDIR.value or default_workdir(
+  config = cli.CONFIG.value
+  workdir = cli.WORKDIR.value or default_workdir(
       config_flags.get_config_filename(flags.FLAGS['config']), config)
-  try:
-    records = experiment.run(config, workdir, overwrite=_OVERWRITE.value)
-  except JalError as e:
-    print(f'jal: error: {e}', file=sys.stderr)
-    sys.exit(2)
+  records = experiment.run(config, workdir, overwrite=cli.OVERWRITE.value,
+                           recover=cli.RECOVER.value)
   last = records[-1] if records else None
   if last:
     print(f"done: {len(records)} rounds in {workdir}; last round {last['num_labeled']} labeled, "
@@ -55,5 +46,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.make_configs_importable(sys.argv)
-  app.run(main)
+  cli.main(main)

@@ -91,9 +91,11 @@ def tiny_config(strategy: str = 'pal', **overrides):
 
 
 @pytest.fixture(autouse=True)
-def _quiet(monkeypatch, tmp_path):
+def _quiet(monkeypatch, tmp_path_factory):
+  """No progress bars, and a fresh jal cache per test, outside its tmp_path
+  (which tests use as a work directory: jal refuses a non-empty one)."""
   monkeypatch.setenv('TQDM_DISABLE', '1')
-  monkeypatch.setenv('JAL_CACHE_DIR', str(tmp_path / 'cache'))
+  monkeypatch.setenv('JAL_CACHE_DIR', str(tmp_path_factory.mktemp('cache')))
 
 
 def strip_timings(records):
@@ -130,3 +132,50 @@ def adversarial_config(name, **overrides):
       'strategy.vaal.loss_prediction_width': 4, 'strategy.mal.train.epochs': 1,
       'strategy.mal.train.batch_size': 16, 'strategy.mal.classifier_hidden': 8,
       'strategy.mal.discriminator_width': 8, **overrides})
+
+
+def run_config(**overrides):
+  """A random-strategy run of 3 rounds on 120 digits, 1 epoch: about a second a round."""
+  return tiny_config('random', **{'num_rounds': 3, 'train.epochs': 1, 'dataset.max_train': 120,
+                                  'dataset.max_test': 40, 'initial_pool.size': 20,
+                                  'budget': 10, **overrides})
+
+
+@pytest.fixture(scope='session')
+def finished_run(tmp_path_factory):
+  """A finished run of `run_config` (real checkpoints, records, plot and TensorBoard files,
+  written by jal, orbax and clu), once per test process; tests copy it (`copy_run`)."""
+  from jal import experiment
+  path = tmp_path_factory.mktemp('finished') / 'run'
+  saved = {k: os.environ.get(k) for k in ('TQDM_DISABLE', 'JAL_CACHE_DIR')}
+  os.environ.update(TQDM_DISABLE='1', JAL_CACHE_DIR=str(tmp_path_factory.mktemp('cache')))
+  try:
+    experiment.run(run_config(), str(path))
+  finally:
+    for key, value in saved.items():
+      if value is None:
+        os.environ.pop(key, None)
+      else:
+        os.environ[key] = value
+  return path
+
+
+def copy_run(finished, destination):
+  """A copy of the finished run at ``destination`` (a path that does not exist yet)."""
+  import shutil
+  shutil.copytree(finished, destination)
+  return destination
+
+
+def snapshot(path) -> dict:
+  """Every file under ``path`` with its bytes, and every directory (as None): what
+  "byte-identical afterwards" compares. Empty for a path that does not exist."""
+  out = {}
+  for root, dirs, files in os.walk(path):
+    for name in dirs:
+      out[os.path.relpath(os.path.join(root, name), path)] = None
+    for name in files:
+      full = os.path.join(root, name)
+      with open(full, 'rb') as f:
+        out[os.path.relpath(full, path)] = f.read()
+  return out

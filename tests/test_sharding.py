@@ -56,6 +56,10 @@ def test_eight_devices_agree_with_one():
   assert result.returncode == 0 and 'AGREE' in result.stdout, result.stderr[-3000:]
 
 
+# One epoch per network: every PAL program still runs on the two processes' mesh, with
+# fewer of the slow cross-process (gloo) steps.
+TWO_PROCESS_SETTINGS = {'train.epochs': 1, 'strategy.pal.scoring_train.epochs': 1}
+
 MULTI_PROCESS = textwrap.dedent('''
     import json, sys
     import jax
@@ -65,8 +69,9 @@ MULTI_PROCESS = textwrap.dedent('''
     assert (jax.process_count(), jax.device_count(), jax.local_device_count()) == (2, 4, 2)
     sys.path.insert(0, 'tests')
     from conftest import strip_timings, tiny_config
+    from test_sharding import TWO_PROCESS_SETTINGS
     from jal import experiment
-    records = experiment.run(tiny_config('pal'), workdir)
+    records = experiment.run(tiny_config('pal', **TWO_PROCESS_SETTINGS), workdir)
     print('RECORDS', json.dumps(strip_timings(records)))
 ''')
 
@@ -89,7 +94,8 @@ def test_two_processes_agree_with_one(tmp_path):
   outputs = [p.communicate(timeout=300) for p in procs]
   for p, (out, err) in zip(procs, outputs):
     assert p.returncode == 0 and 'RECORDS' in out, err[-3000:]
-  expected = strip_timings(experiment.run(tiny_config('pal'), str(tmp_path / 'single')))
+  expected = strip_timings(experiment.run(tiny_config('pal', **TWO_PROCESS_SETTINGS),
+                                          str(tmp_path / 'single')))
   for out, _ in outputs:
     got = json.loads(out.split('RECORDS', 1)[1])
     assert [r['query_class_counts'] for r in got] == [r['query_class_counts'] for r in expected]

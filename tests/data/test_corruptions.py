@@ -27,14 +27,15 @@ def _ref_blurred_impulse(size, sigma):
   return out
 
 
-@pytest.mark.parametrize('benchmark,severity,sigma', [
+# 'suite', not 'benchmark': pytest-benchmark, where installed, owns that fixture name.
+@pytest.mark.parametrize('suite,severity,sigma', [
     ('imagenet-c', 1, 1.0), ('imagenet-c', 5, 6.0), ('cifar-10-c', 1, 0.4),
     ('cifar-10-c', 5, 1.0)])
-def test_gaussian_blur_of_an_impulse(benchmark, severity, sigma):
+def test_gaussian_blur_of_an_impulse(suite, severity, sigma):
   size = 2 * int(4.0 * sigma + 0.5) + 5
   images = np.zeros((2, size, size, 2), np.uint8)
   images[0, size // 2, size // 2, 0] = 255
-  out = corruptions.gaussian_blur(images, severity, benchmark=benchmark)
+  out = corruptions.gaussian_blur(images, severity, benchmark=suite)
   expected = _ref_blurred_impulse(size, sigma)
   got = out[0, :, :, 0].astype(int)
   # Truncated to uint8, not rounded: floor(expected), except within float noise of an integer.

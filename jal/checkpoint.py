@@ -49,17 +49,32 @@ class RunState:
     pool: labeled indices and oracle labels going into ``next_round``.
     records: the results of rounds ``0 .. next_round - 1``.
     task_variables: the last task model's variables (a pytree of arrays)
-      when the next round warm-starts from them, else None.
+      when the next round warm-starts from them or a person labels the
+      queries (`jal.predict` uses them), else None.
+    pending: the query waiting for a person's answers (`jal.human.Pending`
+      as a JSON dict), or None.
+    imports: one JSON dict per label file imported (`jal.human`), in order.
   """
   next_round: int
   pool: Pool
   records: list[dict]
   task_variables: Any = None
+  pending: dict | None = None
+  imports: list[dict] = dataclasses.field(default_factory=list)
+
+  @property
+  def step(self) -> int:
+    """The checkpoint step: rounds done plus label files imported, so that
+    every change of the state is a new step (a save never replaces one)."""
+    return self.next_round + len(self.imports)
 
 
-def _pool_digest(labeled: np.ndarray, oracle_labels: np.ndarray) -> str:
-  digest = hashlib.sha256(np.ascontiguousarray(labeled, np.int64).tobytes())
-  digest.update(np.ascontiguousarray(oracle_labels, np.int32).tobytes())
+def _pool_digest(pool: Pool) -> str:
+  digest = hashlib.sha256(np.ascontiguousarray(pool.labeled, np.int64).tobytes())
+  digest.update(np.ascontiguousarray(pool.oracle_labels, np.int32).tobytes())
+  if pool.excluded.size:  # absent from the digests of runs without exclusions
+    digest.update(b'excluded')
+    digest.update(np.ascontiguousarray(pool.excluded, np.int64).tobytes())
   return digest.hexdigest()
 
 
@@ -108,33 +123,41 @@ class Checkpointer:
     self._manager = self._open()
 
   def save(self, state: RunState) -> None:
-    """Writes ``state`` as checkpoint ``state.next_round``.
+    """Writes ``state`` as checkpoint ``state.step``.
 
     Raises:
       JalError: the write failed (a full disk, permissions), naming the
         directory; the previous checkpoints are intact.
     """
-    labeled = np.asarray(state.pool.labeled, np.int64)
-    oracle_labels = np.asarray(state.pool.oracle_labels, np.int32)
-    pool = {'labeled': labeled, 'oracle_labels': oracle_labels}
+    pool = {'labeled': np.asarray(state.pool.labeled, np.int64),
+            'oracle_labels': np.asarray(state.pool.oracle_labels, np.int32)}
+    if state.pool.excluded.size:
+      pool['excluded'] = np.asarray(state.pool.excluded, np.int64)
     has_task = state.task_variables is not None
     meta = {'next_round': state.next_round, 'num_train': state.pool.num_train,
             'records': state.records, 'has_task_variables': has_task,
-            'pool_sha256': _pool_digest(labeled, oracle_labels),
+            'pool_sha256': _pool_digest(state.pool),
             'config_fingerprint': self.config_fingerprint}
-    items = dict(pool=ocp.args.StandardSave(pool), meta=ocp.args.JsonSave(meta))
+    if state.pending is not None or state.imports:
+      meta.update(pending=state.pending, imports=state.imports)
+    # Orbax cannot save an empty array: a pool with nothing labeled yet (round 0's
+    # query to a person) has no pool item; `restore` reads num_labeled.
+    meta['num_labeled'] = state.pool.num_labeled
+    items = dict(meta=ocp.args.JsonSave(meta))
+    if state.pool.num_labeled:
+      items['pool'] = ocp.args.StandardSave(pool)
     if has_task:
       items['task'] = ocp.args.StandardSave(jax.device_get(state.task_variables))
     try:
-      self._manager.save(state.next_round, args=ocp.args.Composite(**items))
+      self._manager.save(state.step, args=ocp.args.Composite(**items))
       self._manager.wait_until_finished()
     except Exception as e:  # orbax and tensorstore raise several types for one failed write
-      raise JalError(f'could not write checkpoint {self.step_path(state.next_round)} '
+      raise JalError(f'could not write checkpoint {self.step_path(state.step)} '
                      f'({_reason(e)}); free disk space or fix the permissions, then run the '
                      'same command again: it resumes from the last checkpoint') from None
 
   def steps(self) -> list[int]:
-    """The finished checkpoints' steps (rounds done), ascending."""
+    """The finished checkpoints' steps (`RunState.step`), ascending."""
     return sorted(self._manager.all_steps())
 
   def step_path(self, step: int) -> str:
@@ -152,32 +175,38 @@ class Checkpointer:
     try:
       meta = self._manager.restore(step, args=ocp.args.Composite(
           meta=ocp.args.JsonRestore()))['meta']
-      items = dict(pool=ocp.args.StandardRestore())
+      items = {}
+      if meta.get('num_labeled', 1):  # absent from older checkpoints, never empty
+        items['pool'] = ocp.args.StandardRestore()
       if meta.get('has_task_variables'):
         items['task'] = ocp.args.StandardRestore()
-      restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-      labeled = np.asarray(restored['pool']['labeled'], np.int64)
-      oracle_labels = np.asarray(restored['pool']['oracle_labels'], np.int32)
-      pool = Pool(int(meta['num_train']), labeled, oracle_labels)
+      restored = self._manager.restore(step, args=ocp.args.Composite(**items)) if items else {}
+      empty = {'labeled': np.zeros(0, np.int64), 'oracle_labels': np.zeros(0, np.int32)}
+      arrays = restored.get('pool') or empty
+      pool = Pool(int(meta['num_train']), np.asarray(arrays['labeled'], np.int64),
+                  np.asarray(arrays['oracle_labels'], np.int32),
+                  np.asarray(arrays.get('excluded', np.zeros(0)), np.int64))
       records = list(meta['records'])
       next_round = int(meta['next_round'])
+      pending, imports = meta.get('pending'), list(meta.get('imports') or [])
     except Exception as e:  # a damaged file fails in orbax, tensorstore or json
       raise DamagedCheckpoint(path, _reason(e)) from None
-    if meta.get('pool_sha256') != _pool_digest(labeled, oracle_labels):
+    if meta.get('pool_sha256') != _pool_digest(pool):
       raise DamagedCheckpoint(path, 'its pool does not match the digest it was saved with')
     try:
       pool.check()
     except AssertionError as e:
       raise DamagedCheckpoint(path, str(e)) from None
-    if next_round != step or len(records) != step:
-      raise DamagedCheckpoint(path, f'it holds {len(records)} records for step {step}')
+    if len(records) != next_round or next_round + len(imports) != step:
+      raise DamagedCheckpoint(path, f'it holds {len(records)} records and {len(imports)} '
+                              f'imports for step {step}')
     stored = meta.get('config_fingerprint')
     if self.config_fingerprint is not None and stored != self.config_fingerprint:
       raise JalError(f'checkpoint {path} was written by a run of another config than the work '
                      "directory's jal_run.json; restore the matching jal_run.json, or pass "
                      "--overwrite to delete that run (jal's files only)")
     return RunState(next_round=next_round, pool=pool, records=records,
-                    task_variables=restored.get('task'))
+                    task_variables=restored.get('task'), pending=pending, imports=imports)
 
   def latest(self) -> RunState | None:
     """The newest checkpoint, or None for a fresh work directory.

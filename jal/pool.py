@@ -55,11 +55,15 @@ class Pool:
       labeled (the initial pool first, then each query).
     oracle_labels: int32 with shape ``[L]``: the label the oracle returned for
       each entry of ``labeled`` (possibly wrong, under label noise).
+    excluded: int64 with shape ``[E]``: train indices taken out of the pool
+      unlabeled, in the order they were taken out (images a person skipped
+      as unusable, `jal.human`); neither labeled nor ever queried again.
   """
 
   num_train: int
   labeled: np.ndarray
   oracle_labels: np.ndarray
+  excluded: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
   @property
   def num_labeled(self) -> int:
@@ -67,9 +71,10 @@ class Pool:
 
   @property
   def unlabeled(self) -> np.ndarray:
-    """int64 with shape ``[N - L]``: the unlabeled train indices, sorted."""
+    """int64 with shape ``[N - L - E]``: the unlabeled train indices, sorted."""
     mask = np.ones(self.num_train, bool)
     mask[self.labeled] = False
+    mask[self.excluded] = False
     return np.flatnonzero(mask)
 
   def label_array(self) -> np.ndarray:
@@ -85,15 +90,23 @@ class Pool:
     if query.shape != labels.shape:
       raise ValueError(f'{query.shape[0]} queried indices but {labels.shape[0]} labels')
     pool = Pool(self.num_train, np.concatenate([self.labeled, query]),
-                np.concatenate([self.oracle_labels, labels]))
+                np.concatenate([self.oracle_labels, labels]), self.excluded)
+    pool.check()
+    return pool
+
+  def exclude(self, indices: np.ndarray) -> 'Pool':
+    """Returns the pool with unlabeled ``indices`` taken out of it (appended in order)."""
+    pool = Pool(self.num_train, self.labeled, self.oracle_labels,
+                np.concatenate([self.excluded, np.asarray(indices, np.int64)]))
     pool.check()
     return pool
 
   def check(self) -> None:
-    """Checks the invariants: indices in range, and none labeled twice.
+    """Checks the invariants: indices in range, none labeled or excluded twice,
+    none both labeled and excluded.
 
-    Labeled and unlabeled are then disjoint and together the whole train split
-    by construction (``unlabeled`` is the complement of ``labeled``).
+    Labeled, excluded and unlabeled are then disjoint and together the whole
+    train split by construction (``unlabeled`` is the complement of the others).
 
     Raises:
       AssertionError: naming the broken invariant.
@@ -104,9 +117,15 @@ class Pool:
       assert self.labeled.min() >= 0 and self.labeled.max() < self.num_train, (
           'a labeled index is outside the train split')
     assert np.unique(self.labeled).size == self.labeled.size, 'an index was labeled twice'
+    assert self.excluded.ndim == 1, 'excluded indices are not a 1-D array'
+    if self.excluded.size:
+      assert self.excluded.min() >= 0 and self.excluded.max() < self.num_train, (
+          'an excluded index is outside the train split')
+      assert np.unique(self.excluded).size == self.excluded.size, 'an index was excluded twice'
+      assert not np.isin(self.excluded, self.labeled).any(), 'an index is labeled and excluded'
     unlabeled = self.unlabeled
-    assert unlabeled.size + self.labeled.size == self.num_train, (
-        'labeled and unlabeled do not cover the train split')
+    assert unlabeled.size + self.labeled.size + self.excluded.size == self.num_train, (
+        'labeled, excluded and unlabeled do not cover the train split')
 
 
 def check_query(pool: Pool, query: np.ndarray, budget: int) -> None:
@@ -119,8 +138,9 @@ def check_query(pool: Pool, query: np.ndarray, budget: int) -> None:
   query = np.asarray(query)
   assert query.ndim == 1, f'a query is a 1-D index array, got shape {query.shape}'
   assert np.unique(query).size == query.size, 'the query has a duplicate index'
-  expected = min(budget, pool.num_train - pool.num_labeled)
+  expected = min(budget, pool.unlabeled.size)
   assert query.size == expected, f'the query has {query.size} indices, expected {expected}'
   assert not np.isin(query, pool.labeled).any(), 'the query holds an already-labeled index'
+  assert not np.isin(query, pool.excluded).any(), 'the query holds an excluded index'
   assert query.size == 0 or (query.min() >= 0 and query.max() < pool.num_train), (
       'the query holds an index outside the train split')

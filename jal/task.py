@@ -68,7 +68,7 @@ class Task(abc.ABC):
 
   @abc.abstractmethod
   def class_counts(self, labels: np.ndarray) -> np.ndarray:
-    """int64 ``[K]``: how much of each class ``labels`` hold."""
+    """int64 ``[K]``: how much of each class ``labels`` hold (-1, unknown, is not counted)."""
 
 
 class ClassificationTask(Task):
@@ -123,7 +123,8 @@ class ClassificationTask(Task):
     return out
 
   def class_counts(self, labels: np.ndarray) -> np.ndarray:
-    return np.bincount(np.asarray(labels, np.int64), minlength=self.num_classes)
+    labels = np.asarray(labels, np.int64)
+    return np.bincount(labels[labels >= 0], minlength=self.num_classes)
 
 
 def make_task(class_names: tuple[str, ...]) -> Task:

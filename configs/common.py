@@ -62,6 +62,8 @@ def base() -> ml_collections.ConfigDict:
       path=ml_collections.FieldReference(None, field_type=str),
       max_train=ml_collections.FieldReference(None, field_type=int),
       max_test=ml_collections.FieldReference(None, field_type=int), split_seed=0,
+      # A labeling project's classes (jal.data.project); empty: its folders'.
+      classes=(),
       # Class imbalance of the train split (jal.data.imbalance); kind None: as loaded.
       imbalance=imbalance.imbalance_config()))
   # The labeled pool of round 0 (jal.initial_pools: random, or chosen by a
@@ -70,8 +72,10 @@ def base() -> ml_collections.ConfigDict:
   config.budget = 0.05
   config.num_rounds = 5
   # Who answers the queries (jal.oracle): 'simulated' from the dataset's
-  # labels, noise_rate of them wrong.
-  config.oracle = ml_collections.ConfigDict(dict(name='simulated', noise_rate=0.0))
+  # labels, noise_rate of them wrong; or 'human', a person answering through
+  # label files (jal.human), where skip_label takes an image out of the pool.
+  config.oracle = ml_collections.ConfigDict(dict(name='simulated', noise_rate=0.0,
+                                                 skip_label='skip'))
   # dtype: the compute dtype, 'float32' or 'bfloat16' (mixed precision with
   # float32 parameters).
   config.model = ml_collections.ConfigDict(dict(

@@ -27,8 +27,9 @@ from absl import logging
 from jal import checkpoint, checks, data, dirlock, initial_pools, metrics as metrics_lib
 from jal import oracle as oracle_lib, pool as pool_lib, results, rng, sharding, strategies
 from jal import workdir as workdir_lib
-from jal.data import corruptions, imbalance as imbalance_lib, transforms
+from jal.data import corruptions, imbalance as imbalance_lib, project as project_lib, transforms
 from jal.errors import JalError
+from jal.human import answers as answers_lib, query as query_lib
 from jal.strategies.base import Fit, RoundContext, Strategy, TaskModel
 from jal.task import Task, make_task
 from jal.train import TrainState
@@ -36,8 +37,12 @@ from jal.train import TrainState
 # ------------------------------------------------------------------ set-up ----
 
 
-def load_data(config: ml_collections.ConfigDict) -> tuple[data.Dataset, dict[str, np.ndarray]]:
+def load_data(config: ml_collections.ConfigDict, project: project_lib.Project | None = None
+              ) -> tuple[data.Dataset, dict[str, np.ndarray]]:
   """The config's dataset and the optional evaluation sets.
+
+  A labeling project (``config.dataset.name='project'``, `jal.data.project`)
+  is read from ``project`` (read again when None) and has no evaluation sets.
 
   The dataset is imbalanced by ``config.dataset.imbalance`` (train split;
   `jal.data.imbalance`), then shrunk to ``max_train`` / ``max_test`` if set,
@@ -58,6 +63,8 @@ def load_data(config: ml_collections.ConfigDict) -> tuple[data.Dataset, dict[str
       sources at once, or a severity outside 1..5.
   """
   cfg, evaluation = config.dataset, config.evaluation
+  if cfg.name == 'project':
+    return _project_data(config, project), {}
   dataset = data.load(cfg.name, image_size=cfg.get('image_size'), path=cfg.get('path'),
                       split_seed=cfg.get('split_seed', 0))
   if cfg.imbalance.kind is not None:
@@ -89,6 +96,21 @@ def load_data(config: ml_collections.ConfigDict) -> tuple[data.Dataset, dict[str
   return dataset, sets
 
 
+def _project_data(config: ml_collections.ConfigDict,
+                  project: project_lib.Project | None) -> data.Dataset:
+  cfg, evaluation = config.dataset, config.evaluation
+  unsupported = [key for key, value in (
+      ('dataset.imbalance.kind', cfg.imbalance.kind), ('dataset.max_train', cfg.get('max_train')),
+      ('dataset.max_test', cfg.get('max_test')), ('evaluation.ood_dataset', evaluation.ood_dataset),
+      ('evaluation.ood_classes', evaluation.ood_classes),
+      ('evaluation.blur_severity', evaluation.blur_severity)) if value]
+  if unsupported:
+    raise JalError(f'config.{unsupported[0]} is for the simulated datasets; a labeling project '
+                   'is used as it is: unset it')
+  project = project or project_lib.read_project(cfg.path, cfg.classes)
+  return project_lib.to_dataset(project, cfg.image_size)
+
+
 def initial_state(config: ml_collections.ConfigDict, pool_data: data.PoolData,
                   oracle: oracle_lib.Oracle, initial_size: int,
                   mesh: jax.sharding.Mesh | None = None) -> checkpoint.RunState:
@@ -102,11 +124,19 @@ def initial_state(config: ml_collections.ConfigDict, pool_data: data.PoolData,
   ``mesh``: where the self-supervised model trains (None: every device).
   """
   everything = np.arange(pool_data.num_train)
+  empty = pool_lib.Pool(pool_data.num_train, np.zeros(0, np.int64), np.zeros(0, np.int32))
+  if oracle.asks_a_person:
+    known = everything[oracle.true_labels(everything) >= 0]
+    if known.size:  # the labeling project's labeled/ images are round 0's pool
+      return checkpoint.RunState(0, empty.add(known, oracle.true_labels(known)), [])
   exclude = np.asarray(tuple(config.initial_pool.exclude_classes), np.int64)
   eligible = everything[~np.isin(oracle.true_labels(everything), exclude)]
   indices = initial_pools.select_initial_pool(config, pool_data, mesh or sharding.make_mesh(),
                                               initial_size, eligible)
-  empty = pool_lib.Pool(pool_data.num_train, np.zeros(0, np.int64), np.zeros(0, np.int32))
+  if oracle.asks_a_person:  # round 0's pool is a query to the person
+    unknown = (None,) * indices.size
+    pending = query_lib.Pending(0, tuple(int(i) for i in indices), unknown, unknown, unknown)
+    return checkpoint.RunState(0, empty, [], pending=pending.to_json())
   return checkpoint.RunState(next_round=0, pool=empty.add(indices, oracle.label(indices, 0)),
                              records=[])
 
@@ -145,6 +175,7 @@ class Experiment:
   checkpointer: checkpoint.Checkpointer
   writer: Any  # clu metric writer (TensorBoard)
   lock: dirlock.DirectoryLock  # held until `close`: one process per work directory
+  project: project_lib.Project | None = None  # a labeling project's paths (human oracle)
 
   def labels(self, pool: pool_lib.Pool) -> jax.Array:
     """The oracle's labels of ``pool`` on the device (`jal.task.Task.label_array`)."""
@@ -176,6 +207,7 @@ class Parts:
   oracle: oracle_lib.Oracle
   pool_data: data.PoolData
   strategy: Strategy
+  project: project_lib.Project | None = None
 
 
 def build(config: ml_collections.ConfigDict) -> Parts:
@@ -187,7 +219,10 @@ def build(config: ml_collections.ConfigDict) -> Parts:
   Raises:
     JalError: naming the offending key or file.
   """
-  dataset, evaluation_sets = load_data(config)
+  project = None
+  if config.dataset.name == 'project':
+    project = project_lib.read_project(config.dataset.path, config.dataset.classes)
+  dataset, evaluation_sets = load_data(config, project)
   initial_size, budget = checks.check_config(config, dataset)
   mesh = sharding.make_mesh()
   task = make_task(dataset.class_names)
@@ -195,11 +230,12 @@ def build(config: ml_collections.ConfigDict) -> Parts:
   pool_data = dataset.pool_data()
   strategy = strategies.build(config, pool_data, task, mesh)
   return Parts(dataset, evaluation_sets, initial_size, budget, mesh, task, oracle, pool_data,
-               strategy)
+               strategy, project)
 
 
 def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False,
-           recover: bool = False) -> tuple[Experiment, checkpoint.RunState]:
+           recover: bool = False, labels: str | None = None
+           ) -> tuple[Experiment, checkpoint.RunState]:
   """Checks everything, then opens the work directory and resumes.
 
   Nothing is written until every check has passed: the work directory's
@@ -215,6 +251,8 @@ def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
     overwrite: delete a jal run already there (jal's files only).
     recover: when the newest checkpoint is damaged, move it to
       ``<workdir>/damaged/`` and resume from the newest intact one.
+    labels: a label file answering the query waiting for a person
+      (`jal.human.answers.import_labels`), imported once the run is restored.
 
   Returns:
     The experiment, holding the directory's lock until `Experiment.close`,
@@ -230,7 +268,15 @@ def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
   try:
     if not made and os.path.isdir(workdir):
       lock.acquire()
-    workdir_lib.inspect(workdir, config, overwrite)
+    first = workdir_lib.inspect(workdir, config, overwrite)
+    if labels is not None:
+      if config.oracle.name != 'human':
+        raise JalError(f'--labels {labels}: this run\'s oracle is '
+                       f"config.oracle.name='{config.oracle.name}'; labels are imported into a "
+                       "run whose oracle is 'human'")
+      if overwrite or not first.checkpoint_steps:
+        raise JalError(f'--labels {labels}: no query is waiting for answers in {workdir}; run '
+                       'without --labels (and without --overwrite) to get one')
     parts = build(config)
 
     # Every check passed: from here on jal writes, holding the lock.
@@ -245,6 +291,8 @@ def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
                                    workdir_lib.fingerprint(config))
     state = restore(ckpt, inspection, recover) or initial_state(
         config, parts.pool_data, parts.oracle, parts.initial_size, parts.mesh)
+    if parts.oracle.asks_a_person:
+      state = _person_answers(config, workdir, ckpt, parts, state, labels)
     if state.next_round:
       logging.info('resuming %s after round %d', workdir, state.next_round - 1)
     writer = results.render(workdir, state.records, plot_title(config, parts.dataset))
@@ -260,8 +308,31 @@ def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
       test_images=jax.device_put(parts.dataset.test_images, on_device),
       evaluation_sets={k: jax.device_put(v, on_device)
                        for k, v in parts.evaluation_sets.items()},
-      checkpointer=ckpt, writer=writer, lock=lock)
+      checkpointer=ckpt, writer=writer, lock=lock, project=parts.project)
   return experiment, state
+
+
+def run_id(config: ml_collections.ConfigDict) -> str:
+  """A run's short identity, written into the files a person answers."""
+  return workdir_lib.fingerprint(config)[:12]
+
+
+def _person_answers(config: ml_collections.ConfigDict, workdir: str,
+                    ckpt: checkpoint.Checkpointer, parts: Parts, state: checkpoint.RunState,
+                    labels: str | None) -> checkpoint.RunState:
+  """Checkpoints round 0's query to a person, imports ``labels`` if given, and
+  renders ``labels.csv``; the oracle learns every answer so far."""
+  if state.pending is not None and not ckpt.steps():
+    ckpt.save(state)  # the question is stored before it is asked
+  if labels is not None:
+    state, report = answers_lib.import_labels(
+        workdir, state, labels, ckpt, parts.project.train_paths, parts.dataset.class_names,
+        config.oracle.skip_label, run_id(config))
+    print(f'jal: labels: {report}', flush=True)
+  parts.oracle.learn(state.pool.labeled, state.pool.oracle_labels)
+  query_lib.write_labels_csv(workdir, state.pool, parts.project.train_paths,
+                             parts.dataset.class_names)
+  return state
 
 
 def restore(ckpt: checkpoint.Checkpointer, inspection: workdir_lib.Inspection,
@@ -357,14 +428,18 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
   # Evaluate.
   def predict(images, indices):
     return strategy.predictive_log_probabilities(task_model, images, indices)
-  metrics = task.evaluate(predict, experiment.test_images, experiment.dataset.test_labels,
-                          experiment.evaluation_sets, config)
+  if experiment.dataset.test_labels.size:
+    metrics = task.evaluate(predict, experiment.test_images, experiment.dataset.test_labels,
+                            experiment.evaluation_sets, config)
+  else:  # a labeling project without test/: no test metrics, and the record says so
+    metrics = {'test_accuracy': None, 'test_split': 'none (the labeling project has no test/)'}
 
   # Query, and have the oracle label the query.
   query = np.zeros(0, np.int64)
   query_seconds = 0.0
   query_metrics = {}
-  if round_ + 1 < config.num_rounds and pool.num_labeled < pool.num_train:
+  pending = None
+  if round_ + 1 < config.num_rounds and pool.unlabeled.size:
     start = time.perf_counter()
     ctx = RoundContext(config, strategy.data, round_, pool, experiment.train_images, labels,
                        candidates(config, pool, round_), task_model, experiment.mesh,
@@ -373,7 +448,14 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
     query_seconds = time.perf_counter() - start
     query_metrics = {k: float(v) for k, v in sorted(ctx.metrics.items())}
     pool_lib.check_query(pool, query, experiment.budget)
-    pool = pool.add(query, experiment.oracle.label(query, round_ + 1))
+    if experiment.oracle.asks_a_person:  # asked now, answered with the next run
+      log_p = predict(experiment.train_images, query)
+      pending = query_lib.Pending(
+          round_ + 1, tuple(query.tolist()),
+          tuple([None] * query.size if ctx.scores is None else np.asarray(ctx.scores).tolist()),
+          tuple(np.argmax(log_p, -1).tolist()), tuple(np.exp(np.max(log_p, -1)).tolist()))
+    else:
+      pool = pool.add(query, experiment.oracle.label(query, round_ + 1))
 
   labeled_counts = task.class_counts(experiment.oracle.true_labels(state.pool.labeled))
   record = {
@@ -390,7 +472,9 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
       'train_seconds': round(train_seconds, 3),
       'query_seconds': round(query_seconds, 3),
       'query_size': int(query.size),
-      'query_class_counts': task.class_counts(experiment.oracle.true_labels(query)).tolist(),
+      # Unknown when a person has yet to answer.
+      'query_class_counts': (None if pending else
+                             task.class_counts(experiment.oracle.true_labels(query)).tolist()),
       'labeled_class_counts': labeled_counts.tolist(),
       # 1 - H(counts) / log K (SCAL Eqs. 4-5): 0 balanced, 1 a single class.
       'labeled_sampling_bias': metrics_lib.sampling_bias(labeled_counts),
@@ -398,11 +482,15 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
       'dataset': experiment.dataset.name,
       'seed': config.seed,
   }
+  accuracy = record['test_accuracy']
   print(f"round {round_}: {record['num_labeled']} labeled, test accuracy "
-        f"{record['test_accuracy']:.4f}, train {train_seconds:.1f}s, query {query_seconds:.1f}s",
-        flush=True)
-  task_variables = None if config.retrain_from_scratch else jax.device_get(task_model.variables)
-  state = checkpoint.RunState(round_ + 1, pool, state.records + [record], task_variables)
+        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, train {train_seconds:.1f}s, "
+        f'query {query_seconds:.1f}s', flush=True)
+  # Kept to warm-start the next round, or for `jal.predict` when a person labels.
+  keep = not config.retrain_from_scratch or experiment.oracle.asks_a_person
+  task_variables = jax.device_get(task_model.variables) if keep else None
+  state = checkpoint.RunState(round_ + 1, pool, state.records + [record], task_variables,
+                              pending=pending and pending.to_json(), imports=state.imports)
   experiment.checkpointer.save(state)  # first the checkpoint, then what is rendered from it
   results.render_round(experiment.workdir, state.records, experiment.writer,
                        plot_title(config, experiment.dataset))
@@ -413,7 +501,8 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False,
-        rounds: int | None = None, recover: bool = False) -> list[dict]:
+        rounds: int | None = None, recover: bool = False, labels: str | None = None,
+        command: str | None = None) -> list[dict]:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``.
 
   Args:
@@ -426,6 +515,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
       next call resumes, so a notebook can run one round per cell.
     recover: resume from the newest intact checkpoint when the newest is
       damaged (see `set_up`).
+    labels: a label file with a person's answers to the waiting query
+      (``config.oracle.name='human'``, `jal.human`).
+    command: the command that continues this run, for the line that asks
+      a person for labels (None: described in words).
 
   Returns:
     One record per finished round (what ``results.jsonl`` holds).
@@ -434,14 +527,37 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
     JalError: for bad config, data or work directory, before anything is
       written, or without losing finished rounds.
   """
-  experiment, state = set_up(config, workdir, overwrite, recover)
+  experiment, state = set_up(config, workdir, overwrite, recover, labels)
   try:
     for round_ in range(state.next_round, experiment.last_round(state, rounds)):
+      if state.pending is not None:
+        break  # a person answers first
       start = time.perf_counter()
       labels = experiment.labels(state.pool)
       fitted = fit_task_model(experiment, state, round_, labels)
       state = finish_round(experiment, state, round_, labels, fitted,
                            time.perf_counter() - start)
+    if state.pending is not None:
+      ask(experiment, state, command)
   finally:
     experiment.close()
   return state.records
+
+
+def ask(experiment: Experiment, state: checkpoint.RunState, command: str | None) -> None:
+  """Writes the waiting query's files (`jal.human.query`) and says, in one line,
+  where they are and the command that continues."""
+  config, project = experiment.config, experiment.project
+  pending = query_lib.Pending.from_json(state.pending)
+  query_lib.write_labels_csv(experiment.workdir, state.pool, project.train_paths,
+                             experiment.dataset.class_names)
+  folder = query_lib.write_query(experiment.workdir, project.root, pending, project.train_paths,
+                                 experiment.dataset.class_names, config.oracle.skip_label,
+                                 run_id(config))
+  csv_file = os.path.join(folder, query_lib.QUERY_CSV)
+  then = (f'{command} --labels {csv_file}' if command else
+          f'the same command with --labels {csv_file} (or a Label Studio or CVAT export)')
+  waiting = len(pending.remaining)
+  print(f'jal: {waiting} images wait for labels in {folder}/ ({query_lib.QUERY_CSV}, '
+        f'{query_lib.TASKS_JSON} and {query_lib.LABEL_CONFIG} for Label Studio, '
+        f'{query_lib.CONTACT_SHEET}); label them, then run: {then}', flush=True)

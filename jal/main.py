@@ -1,7 +1,11 @@
 r"""Command line: run (or resume) an active-learning experiment.
 
   python -m jal.main --config configs/pal_cifar10.py:runlocal --workdir runs/x \
-      [--config.strategy.name=random] [--overwrite] [--recover]
+      [--config.strategy.name=random] [--overwrite] [--recover] [--labels FILE]
+
+With ``config.oracle.name='human'`` (configs/label_images.py) the run stops
+after each query, naming the files a person answers; ``--labels FILE``
+imports the answers and goes on (`jal.human`).
 
 The logic lives in `jal.experiment`, which notebooks import directly. Every
 mistake ends in one line (`jal.cli`).
@@ -10,12 +14,38 @@ mistake ends in one line (`jal.cli`).
 from __future__ import annotations
 
 import os
+import shlex
+import sys
+from collections.abc import Sequence
 
 from absl import flags
 from ml_collections import config_flags
 
 from jal import cli
 from jal.errors import JalError
+
+
+LABELS = flags.DEFINE_string(
+    'labels', None, "a label file answering the query that waits for a person (config.oracle."
+    "name='human'): the filled query.csv, a Label Studio JSON or JSON-MIN export, a CVAT "
+    'ImageNet zip, or a folder of <class>/<image>')
+
+
+def continue_command(argv: Sequence[str]) -> str:
+  """The command line that continues this run, as typed, without --labels or --overwrite."""
+  kept, skip = [], False
+  for arg in argv[1:]:
+    if skip:
+      skip = False
+      continue
+    name = arg.split('=', 1)[0]
+    if name in ('--labels', '-labels'):
+      skip = '=' not in arg
+      continue
+    if name in ('--overwrite', '--overwrite=true', '--recover'):
+      continue
+    kept.append(arg)
+  return ' '.join(['python -m jal.main'] + [shlex.quote(a) for a in kept])
 
 
 def default_workdir(config_arg: str, config) -> str:
@@ -38,11 +68,13 @@ def main(argv):
   workdir = cli.WORKDIR.value or default_workdir(
       config_flags.get_config_filename(flags.FLAGS['config']), config)
   records = experiment.run(config, workdir, overwrite=cli.OVERWRITE.value,
-                           recover=cli.RECOVER.value)
+                           recover=cli.RECOVER.value, labels=LABELS.value,
+                           command=continue_command(sys.argv))
   last = records[-1] if records else None
-  if last:
+  if last and len(records) == config.num_rounds:
+    accuracy = last['test_accuracy']
     print(f"done: {len(records)} rounds in {workdir}; last round {last['num_labeled']} labeled, "
-          f"test accuracy {last['test_accuracy']:.4f}")
+          f"test accuracy {'n/a' if accuracy is None else f'{accuracy:.4f}'}")
 
 
 if __name__ == '__main__':

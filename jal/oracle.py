@@ -3,9 +3,10 @@
 The loop asks the oracle for the labels of every query (and of the initial
 pool) and never reads true labels itself; strategies never see the oracle.
 `SimulatedOracle` answers from the labels a dataset already holds,
-optionally with label noise: every experiment of the papers. A human oracle
-(a person answering through files between runs) is a second `Oracle`:
-`make_oracle` is where it is chosen, by ``config.oracle.name``.
+optionally with label noise: every experiment of the papers. `HumanOracle`
+is a person answering through files between runs (`jal.human`): the loop
+stops after a query it asks, and the answers arrive with the next run.
+`make_oracle` chooses by ``config.oracle.name``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import numpy as np
 from jal import rng
 from jal.errors import JalError
 
-NAMES = ('simulated',)
+NAMES = ('simulated', 'human')
 
 
 class Oracle(abc.ABC):
   """Answers label queries."""
+
+  # True for an oracle that answers later, through files (`HumanOracle`).
+  asks_a_person = False
 
   @abc.abstractmethod
   def label(self, indices: np.ndarray, round_: int) -> np.ndarray:
@@ -112,12 +116,40 @@ class SimulatedOracle(Oracle):
     return self._true[np.asarray(indices, np.int64)]
 
 
+class HumanOracle(Oracle):
+  """A person, answering each query through a label file (`jal.human`).
+
+  It cannot answer at once: the loop writes the query to files and stops,
+  and the next run imports the answers. What it knows are the labels given
+  so far (the labeling project's ``labeled/`` images, then every answer).
+
+  Args:
+    known_labels: int ``[N]``: the labels known at the start, -1 where unknown.
+    skip_label: the answer that takes an image out of the pool.
+  """
+
+  asks_a_person = True
+
+  def __init__(self, known_labels: np.ndarray, skip_label: str):
+    self._known = np.asarray(known_labels, np.int32).copy()
+    self.skip_label = skip_label
+
+  def label(self, indices: np.ndarray, round_: int) -> np.ndarray:
+    raise JalError('a person answers queries through label files: run again with --labels FILE')
+
+  def true_labels(self, indices: np.ndarray) -> np.ndarray:
+    return self._known[np.asarray(indices, np.int64)]
+
+  def learn(self, labeled: np.ndarray, labels: np.ndarray) -> None:
+    """Takes the answers of ``labeled`` (int ``[L]``) as known (``labels``, int ``[L]``)."""
+    self._known[np.asarray(labeled, np.int64)] = labels
+
+
 def make_oracle(config: ml_collections.ConfigDict, true_labels: np.ndarray,
                 num_classes: int) -> Oracle:
-  """The oracle of ``config.oracle.name``: ``'simulated'`` (with ``noise_rate``).
-
-  A human oracle, which writes each query to files and takes the answers
-  from the next run, is to be added here.
+  """The oracle of ``config.oracle.name``: ``'simulated'`` (with ``noise_rate``),
+  or ``'human'`` (with ``skip_label``), whose ``true_labels`` are the labels
+  known at the start (-1 for unlabeled images).
 
   Raises:
     JalError: an unknown name or a bad setting.
@@ -125,4 +157,15 @@ def make_oracle(config: ml_collections.ConfigDict, true_labels: np.ndarray,
   name = config.oracle.get('name', 'simulated')
   if name not in NAMES:
     raise JalError(f"config.oracle.name='{name}' is unknown; use one of {', '.join(NAMES)}")
+  if name == 'human':
+    if config.dataset.name != 'project':
+      raise JalError("config.oracle.name='human' labels a labeling project: set "
+                     'config.dataset.name=project and config.dataset.path to its folder')
+    if config.oracle.noise_rate:
+      raise JalError(f'config.oracle.noise_rate={config.oracle.noise_rate} simulates wrong '
+                     "answers; a person's are as given: set it to 0")
+    return HumanOracle(true_labels, config.oracle.skip_label)
+  if (np.asarray(true_labels) < 0).any():
+    raise JalError(f'dataset {config.dataset.name!r} has unlabeled train images, which a '
+                   "simulated oracle cannot answer: set config.oracle.name=human")
   return SimulatedOracle(true_labels, num_classes, config.oracle.noise_rate, config.seed)

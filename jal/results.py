@@ -52,7 +52,8 @@ def plot_accuracy(records: list[dict], path: str, title: str) -> None:
   ax = fig.add_subplot()
   by_strategy: dict[str, list[dict]] = {}
   for record in records:
-    by_strategy.setdefault(record['strategy'], []).append(record)
+    if record.get('test_accuracy') is not None:  # None: no test split to measure on
+      by_strategy.setdefault(record['strategy'], []).append(record)
   for strategy, rows in by_strategy.items():
     ax.plot([r['num_labeled'] for r in rows], [100 * r['test_accuracy'] for r in rows],
             marker='o', label=strategy)
@@ -60,7 +61,11 @@ def plot_accuracy(records: list[dict], path: str, title: str) -> None:
   ax.set_ylabel('test accuracy (%)')
   ax.set_title(title, fontsize=9)
   ax.grid(alpha=0.3)
-  ax.legend()
+  if by_strategy:
+    ax.legend()
+  else:
+    ax.text(0.5, 0.5, 'no test split: nothing to measure accuracy on', ha='center',
+            va='center', transform=ax.transAxes)
   _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png'))
 
 

@@ -11,6 +11,13 @@ its own. jal deletes or rewrites only what it wrote:
   accuracy.png    test accuracy against labels   ├ checkpoints, again on
   tensorboard/    every round's scalars          ┘ every start
   damaged/        checkpoints that failed to restore, moved here by --recover
+  labels.csv      the labeled set, path,label (runs a person labels), rendered
+
+A run a person labels (`jal.human`) also holds what jal never deletes, not
+even with --overwrite, because a person's work is in it:
+
+  queries/        each query to the person (query.csv may be filled in place)
+  labels/         a copy of every label file imported
 
 `inspect` reads a directory and refuses, with one line that says what is
 wrong and what to do, every state jal cannot continue without guessing: a
@@ -40,8 +47,13 @@ PLOT = 'accuracy.png'
 CHECKPOINTS = 'checkpoints'
 TENSORBOARD = 'tensorboard'
 DAMAGED = 'damaged'
+LABELS_CSV = 'labels.csv'
 # What a run writes; --overwrite deletes these and nothing else.
-RUN_FILES = (MARKER, CHECKPOINTS, RESULTS, PLOT, TENSORBOARD, DAMAGED)
+RUN_FILES = (MARKER, CHECKPOINTS, RESULTS, PLOT, TENSORBOARD, DAMAGED, LABELS_CSV)
+# What holds a person's work: never deleted (`jal.human`).
+QUERIES = 'queries'
+LABELS = 'labels'
+PERSON_FILES = (QUERIES, LABELS)
 # The config file of runs written before the marker existed (jal 0.1).
 LEGACY_CONFIG = 'config.json'
 # Temporary files of jal's atomic writes: `<name>.tmp`.
@@ -216,7 +228,14 @@ def inspect(path: str, config: ml_collections.ConfigDict, overwrite: bool = Fals
 
 
 def _deleting(path: str, own: list[str], foreign: list[str]) -> Inspection:
-  """An inspection that deletes jal's entries, refused if one holds a file jal did not write."""
+  """An inspection that deletes jal's entries, refused if one holds a file jal did not
+  write or the run holds a person's answers."""
+  answered = [n for n in PERSON_FILES
+              if os.path.isdir(os.path.join(path, n)) and os.listdir(os.path.join(path, n))]
+  if answered:
+    raise _fail(path, f'holds {answered[-1]}/, the queries and labels a person answered, which '
+                'jal never deletes', f'move {" and ".join(f"{n}/" for n in answered)} out of it '
+                'first (or choose another --workdir)')
   if foreign:
     raise _fail(path, f'holds {foreign[0]}, which jal did not write, where jal would delete',
                 'move it out, then run again')

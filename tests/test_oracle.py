@@ -159,11 +159,26 @@ def test_the_simulated_oracle_answers_from_the_round_s_stream_and_keeps_the_trut
 
 def test_a_bad_oracle_setting_is_refused_when_the_oracle_is_made():
   import ml_collections
-  config = lambda **oracle_: ml_collections.ConfigDict({'seed': 0, 'oracle': {
-      'name': 'simulated', 'noise_rate': 0.0, **oracle_}})
-  with pytest.raises(JalError, match="config.oracle.name='human' is unknown"):
+  config = lambda **oracle_: ml_collections.ConfigDict({
+      'seed': 0, 'dataset': {'name': 'digits'},
+      'oracle': {'name': 'simulated', 'noise_rate': 0.0, 'skip_label': 'skip', **oracle_}})
+  with pytest.raises(JalError, match="config.oracle.name='crowd' is unknown"):
+    oracle.make_oracle(config(name='crowd'), np.zeros(3, np.int32), 2)
+  with pytest.raises(JalError, match="'human' labels a labeling project"):
     oracle.make_oracle(config(name='human'), np.zeros(3, np.int32), 2)
+  with pytest.raises(JalError, match='a simulated oracle cannot answer'):
+    oracle.make_oracle(config(), np.array([0, -1, 1], np.int32), 2)
   with pytest.raises(JalError, match='noise_rate=1.5 must be in'):
     oracle.make_oracle(config(noise_rate=1.5), np.zeros(3, np.int32), 2)
   with pytest.raises(JalError, match='needs at least 2 classes'):
     oracle.make_oracle(config(noise_rate=0.5), np.zeros(3, np.int32), 1)
+
+
+def test_the_human_oracle_knows_only_the_answers_given():
+  person = oracle.HumanOracle(np.array([-1, 1, -1, -1], np.int32), 'skip')
+  assert person.asks_a_person
+  np.testing.assert_array_equal(person.true_labels(np.arange(4)), [-1, 1, -1, -1])
+  person.learn(np.array([2, 0]), np.array([0, 1]))
+  np.testing.assert_array_equal(person.true_labels(np.arange(4)), [1, 1, 0, -1])
+  with pytest.raises(JalError, match='run again with --labels FILE'):
+    person.label(np.array([3]), 1)

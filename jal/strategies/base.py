@@ -137,6 +137,9 @@ class RoundContext:
     fitted: `Fit.aux` of this round's fit (None for most strategies).
     metrics: what the query measured, for ``results.jsonl``
       (``record['query_metrics']``): float values only.
+    scores: set by a strategy that ranks by a score: the acquisition score
+      of each queried index, float ``[budget]`` in the query's order (shown
+      to a person with the query, `jal.human`); None otherwise.
   """
   config: ml_collections.ConfigDict
   data: PoolData
@@ -149,6 +152,7 @@ class RoundContext:
   mesh: jax.sharding.Mesh
   fitted: Any = None
   metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+  scores: np.ndarray | None = None
 
   def key(self, purpose: str, *indices: int) -> jax.Array:
     """A PRNG key for ``purpose`` in this round."""
@@ -252,5 +256,7 @@ class ScoreStrategy(Strategy):
     raise NotImplementedError
 
   def query(self, ctx: RoundContext, budget: int) -> np.ndarray:
-    scores = ctx.task.predict(ctx.images, ctx.candidates, self.score)
-    return selection.top_k(scores, ctx.candidates, budget)
+    scores = np.asarray(ctx.task.predict(ctx.images, ctx.candidates, self.score))
+    query = selection.top_k(scores, ctx.candidates, budget)
+    ctx.scores = scores[np.searchsorted(ctx.candidates, query)]  # candidates are sorted
+    return query

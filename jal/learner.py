@@ -1,0 +1,101 @@
+"""The human-oracle round trip from Python, for notebooks.
+
+  learner = Learner(config, 'runs/my_labels')   # config: configs/label_images.py
+  rows = learner.query()        # trains what it can, returns the waiting query
+  learner.teach({'unlabeled/a.jpg': 'cat', 'unlabeled/b.jpg': 'skip'})
+  rows = learner.query()        # the next query, after the next round trained
+
+It is the command line's loop (`jal.experiment.run` with a label file,
+`jal.human`): the same work directory, resumable from either, and the same
+checks. Answers given as a dict are written to a CSV first, which is the
+file ``DIR/labels/`` keeps.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Mapping
+
+import ml_collections
+
+from jal import checkpoint, experiment, workdir as workdir_lib
+from jal.data import project as project_lib
+from jal.errors import JalError
+from jal.human import query as query_lib
+
+
+class Learner:
+  """Active learning with a person as the oracle, one query at a time.
+
+  Args:
+    config: a config whose ``oracle.name`` is ``'human'`` and whose dataset
+      is a labeling project (configs/label_images.py).
+    workdir: the run's work directory (new, or a run to resume).
+
+  Raises:
+    JalError: a config without the human oracle.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    if config.oracle.name != 'human':
+      raise JalError("Learner needs config.oracle.name='human' (configs/label_images.py)")
+    self.config = config
+    self.workdir = workdir
+    self.records: list[dict] = []
+
+  def query(self) -> list[dict]:
+    """Trains every round whose answers are in, then returns the waiting query.
+
+    Returns:
+      One dict per image still waiting for an answer, most informative
+      first: ``path`` (relative to the labeling project), ``rank``,
+      ``score``, ``predicted``, ``probability`` (strings, empty when
+      unknown). Empty when the run is finished.
+    """
+    self.records = experiment.run(self.config, self.workdir)
+    return self._waiting()
+
+  def teach(self, answers: Mapping[str, str] | str) -> list[dict]:
+    """Imports answers to the waiting query and trains on them.
+
+    Args:
+      answers: ``{path: label}`` (a class name, or the skip label), paths as
+        `query` gives them; or the path of a label file (the filled
+        query.csv, a Label Studio or CVAT export, a folder).
+
+    Returns:
+      The next waiting query, as `query`.
+
+    Raises:
+      JalError: a problem with the answers, naming it (nothing is changed).
+    """
+    if isinstance(answers, str):
+      self.records = experiment.run(self.config, self.workdir, labels=answers)
+      return self._waiting()
+    with tempfile.TemporaryDirectory() as tmp:
+      path = os.path.join(tmp, 'answers.csv')
+      with open(path, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.writer(f)
+        writer.writerow(('path', 'label'))
+        writer.writerows(sorted(answers.items()))
+      self.records = experiment.run(self.config, self.workdir, labels=path)
+    return self._waiting()
+
+  def _waiting(self) -> list[dict]:
+    ckpt = checkpoint.Checkpointer(os.path.join(self.workdir, workdir_lib.CHECKPOINTS))
+    try:
+      state = ckpt.latest()
+    finally:
+      ckpt.close()
+    if state is None or state.pending is None:
+      return []
+    cfg = self.config.dataset
+    proj = project_lib.read_project(cfg.path, cfg.classes)
+    pending = query_lib.Pending.from_json(state.pending)
+    rows = query_lib.query_rows(pending, proj.train_paths, proj.class_names,
+                                experiment.run_id(self.config))
+    waiting = {proj.train_paths[i] for i in pending.remaining}
+    return [{k: row[k] for k in ('path', 'rank', 'score', 'predicted', 'probability')}
+            for row in rows if row['path'] in waiting]

@@ -89,6 +89,14 @@ def test_a_partial_answer_keeps_the_rest_queued_and_a_later_file_may_repeat_it(r
   np.testing.assert_array_equal(state.pool.labeled, [0, 1, 4, 2, 6, 3])
 
 
+def test_the_same_answer_twice_in_a_file_is_one_label(run, tmp_path):
+  workdir, ckpt = run
+  source = _csv(tmp_path / 'a.csv', [_row('unlabeled/a.png', 'cat'), _row('unlabeled/a.png', 'cat')])
+  state, report = _import(workdir, ckpt, source)
+  assert '1 labeled' in report
+  np.testing.assert_array_equal(state.pool.labeled, [0, 1, 2])
+
+
 def test_the_same_file_twice_changes_nothing_and_says_so(run, tmp_path):
   workdir, ckpt = run
   source = _csv(tmp_path / 'a.csv', [_row('unlabeled/a.png', 'cat')])

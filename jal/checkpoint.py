@@ -54,6 +54,8 @@ class RunState:
     pending: the query waiting for a person's answers (`jal.human.Pending`
       as a JSON dict), or None.
     imports: one JSON dict per label file imported (`jal.human`), in order.
+    data_digest: a digest of the train split's identity where indices name
+      files (a labeling project's image paths), checked on every start.
   """
   next_round: int
   pool: Pool
@@ -61,6 +63,7 @@ class RunState:
   task_variables: Any = None
   pending: dict | None = None
   imports: list[dict] = dataclasses.field(default_factory=list)
+  data_digest: str | None = None
 
   @property
   def step(self) -> int:
@@ -138,8 +141,8 @@ class Checkpointer:
             'records': state.records, 'has_task_variables': has_task,
             'pool_sha256': _pool_digest(state.pool),
             'config_fingerprint': self.config_fingerprint}
-    if state.pending is not None or state.imports:
-      meta.update(pending=state.pending, imports=state.imports)
+    if state.pending is not None or state.imports or state.data_digest:
+      meta.update(pending=state.pending, imports=state.imports, data_digest=state.data_digest)
     # Orbax cannot save an empty array: a pool with nothing labeled yet (round 0's
     # query to a person) has no pool item; `restore` reads num_labeled.
     meta['num_labeled'] = state.pool.num_labeled
@@ -189,6 +192,7 @@ class Checkpointer:
       records = list(meta['records'])
       next_round = int(meta['next_round'])
       pending, imports = meta.get('pending'), list(meta.get('imports') or [])
+      data_digest = meta.get('data_digest')
     except Exception as e:  # a damaged file fails in orbax, tensorstore or json
       raise DamagedCheckpoint(path, _reason(e)) from None
     if meta.get('pool_sha256') != _pool_digest(pool):
@@ -206,7 +210,8 @@ class Checkpointer:
                      "directory's jal_run.json; restore the matching jal_run.json, or pass "
                      "--overwrite to delete that run (jal's files only)")
     return RunState(next_round=next_round, pool=pool, records=records,
-                    task_variables=restored.get('task'), pending=pending, imports=imports)
+                    task_variables=restored.get('task'), pending=pending, imports=imports,
+                    data_digest=data_digest)
 
   def latest(self) -> RunState | None:
     """The newest checkpoint, or None for a fresh work directory.

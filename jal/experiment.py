@@ -320,8 +320,20 @@ def run_id(config: ml_collections.ConfigDict) -> str:
 def _person_answers(config: ml_collections.ConfigDict, workdir: str,
                     ckpt: checkpoint.Checkpointer, parts: Parts, state: checkpoint.RunState,
                     labels: str | None) -> checkpoint.RunState:
-  """Checkpoints round 0's query to a person, imports ``labels`` if given, and
-  renders ``labels.csv``; the oracle learns every answer so far."""
+  """Checks that the labeling project still lists the images the run started
+  with, checkpoints round 0's query to a person, imports ``labels`` if given,
+  and renders ``labels.csv``; the oracle learns every answer so far."""
+  project = parts.project
+  digest = project_lib.paths_digest(project.train_paths)
+  if state.data_digest is None and not state.records and not state.imports:
+    state = dataclasses.replace(state, data_digest=digest)
+  elif state.data_digest != digest:
+    then = state.pool.num_train
+    raise JalError(f'the labeling project {project.source} has changed since this run started '
+                   f'({project.num_train} train images now, {then} then, or other names): the '
+                   'run\'s images are fixed when it starts; restore the project, or start a '
+                   f'new run in another --workdir on a manifest made from {workdir}/'
+                   f'{workdir_lib.LABELS_CSV}')
   if state.pending is not None and not ckpt.steps():
     ckpt.save(state)  # the question is stored before it is asked
   if labels is not None:
@@ -490,7 +502,8 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
   keep = not config.retrain_from_scratch or experiment.oracle.asks_a_person
   task_variables = jax.device_get(task_model.variables) if keep else None
   state = checkpoint.RunState(round_ + 1, pool, state.records + [record], task_variables,
-                              pending=pending and pending.to_json(), imports=state.imports)
+                              pending=pending and pending.to_json(), imports=state.imports,
+                              data_digest=state.data_digest)
   experiment.checkpointer.save(state)  # first the checkpoint, then what is rendered from it
   results.render_round(experiment.workdir, state.records, experiment.writer,
                        plot_title(config, experiment.dataset))

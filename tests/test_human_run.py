@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, snapshot
 from jal import cli, main, predict, workdir as workdir_lib
 from jal.human import query
 
@@ -214,3 +214,18 @@ def test_the_python_round_trip_resumes_like_the_command_line(tmp_path, capsys, m
   assert status == 0, err
   assert any(l.startswith('done: 2 rounds') for l in out), out
   assert learner.query() == []
+
+
+def test_a_project_changed_after_the_start_is_refused_not_misread(tmp_path, capsys):
+  root = tmp_path / 'project'
+  make_project(str(root), num_unlabeled=16, num_test=2)
+  run = tmp_path / 'run'
+  argv = [f'--config={CONFIG}', f'--config.dataset.path={root}', f'--workdir={run}', *CHEAP]
+  status, out, err = run_command(capsys, main.main, *argv)
+  assert status == 0 and 'wait for labels' in ' '.join(out), err
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / 'unlabeled' / 'a_new_one.png')
+  before = snapshot(run)
+  status, _, err = run_command(capsys, main.main, *argv)
+  assert status == 2 and len(err.strip().splitlines()) == 1, err
+  assert 'has changed since this run started (17 train images now, 16 then' in err
+  assert snapshot(run) == before

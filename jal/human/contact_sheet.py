@@ -66,7 +66,8 @@ body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
 main {{ display: flex; flex-wrap: wrap; gap: 14px; }}
 figure {{ margin: 0; width: {THUMBNAIL + 16}px; padding: 8px; border: 1px solid #ccc;
           border-radius: 6px; background: #fafafa; }}
-img {{ display: block; max-width: {THUMBNAIL}px; max-height: {THUMBNAIL}px; margin: auto; }}
+img {{ display: block; width: {THUMBNAIL}px; height: {THUMBNAIL}px; object-fit: contain;
+       margin: auto; background: #eee; }}
 figcaption {{ font-size: 12px; margin-top: 6px; overflow-wrap: anywhere; }}
 code {{ font-size: 11px; color: #555; }}
 .missing {{ height: {THUMBNAIL}px; color: #a00; }}

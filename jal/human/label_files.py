@@ -7,9 +7,11 @@ the query). It reads
 * ``.csv``: the filled ``query.csv`` (or any CSV with ``path`` and ``label``
   columns); a row with an empty label is not answered yet;
 * ``.json``: a Label Studio export, JSON (a list of tasks with their
-  ``annotations``) or JSON-MIN (one flat object per task); a task whose
-  annotation was cancelled ("Skip" in Label Studio) is skipped, a task
-  without an annotation is not answered yet;
+  ``annotations``; an annotation cancelled with Label Studio's Skip button
+  is a skip) or JSON-MIN (one flat object per annotation, the choice under
+  the control's name, ``label``; Label Studio writes no row for a skipped
+  or unannotated task, so those stay queued); a task without an annotation
+  is not answered yet (Label Studio 1.23, tests/fixtures/label_studio);
 * ``.zip``: a CVAT "ImageNet 1.0" export, ``<label>/<image path>`` members;
 * a folder of ``<class>/<image>`` files or links, the same layout unzipped.
 

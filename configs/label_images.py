@@ -8,8 +8,11 @@ size), optionally ``labeled/<class>/`` (labels you already have: round 0's
 pool) and ``test/<class>/`` (a labeled test split, for test accuracy), or a
 CSV manifest ``path,label[,split]`` (`jal.data.project`). Without
 ``labeled/``, round 0's pool is chosen by ``config.initial_pool.name``
-(``kmeans``: one image per cluster of a self-supervised network's features,
-the default here; or ``random``) and is itself the first query. Give the
+(``random``, the default here; or ``kmeans``: one image per cluster of the
+features of a rotation network trained on the whole pool first: for 7,869
+Caltech-101 images at 64 px its 10 epochs had not finished after 22 minutes
+on 2 CPU cores, so on a CPU lower ``config.initial_pool.ssl_train.epochs``
+or use an accelerator) and is itself the first query. Give the
 classes with ``--config.dataset.classes="('cat','dog')"`` when no folder
 names them.
 
@@ -32,7 +35,7 @@ def get_config(arg=None):
   config.dataset.name = 'project'
   config.dataset.image_size = 64
   config.oracle.name = 'human'
-  config.initial_pool.name = 'kmeans'
+  config.initial_pool.name = 'random'
   config.initial_pool.size = 20
   config.initial_pool.ssl_model.name = 'small_cnn'
   config.initial_pool.ssl_model.width = 16

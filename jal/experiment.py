@@ -324,13 +324,14 @@ def _person_answers(config: ml_collections.ConfigDict, workdir: str,
   with, checkpoints round 0's query to a person, imports ``labels`` if given,
   and renders ``labels.csv``; the oracle learns every answer so far."""
   project = parts.project
-  digest = project_lib.paths_digest(project.train_paths)
+  digest = project_lib.identity_digest(project)
   if state.data_digest is None and not state.records and not state.imports:
     state = dataclasses.replace(state, data_digest=digest)
   elif state.data_digest != digest:
     then = state.pool.num_train
     raise JalError(f'the labeling project {project.source} has changed since this run started '
-                   f'({project.num_train} train images now, {then} then, or other names): the '
+                   f'({project.num_train} train images now, {then} then, or other names or '
+                   'classes): the '
                    'run\'s images are fixed when it starts; restore the project, or start a '
                    f'new run in another --workdir on a manifest made from {workdir}/'
                    f'{workdir_lib.LABELS_CSV}')

@@ -229,3 +229,17 @@ def test_a_project_changed_after_the_start_is_refused_not_misread(tmp_path, caps
   assert status == 2 and len(err.strip().splitlines()) == 1, err
   assert 'has changed since this run started (17 train images now, 16 then' in err
   assert snapshot(run) == before
+
+
+def test_a_new_class_folder_after_the_start_is_refused_not_misread(tmp_path, capsys):
+  root = tmp_path / 'project'
+  make_project(str(root), num_unlabeled=16, num_test=2)
+  run = tmp_path / 'run'
+  argv = [f'--config={CONFIG}', f'--config.dataset.path={root}', f'--workdir={run}', *CHEAP]
+  status, _, err = run_command(capsys, main.main, *argv)
+  assert status == 0, err
+  # 'amber' sorts first: every stored class index would shift.
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / 'test' / 'red' / 'x.png')
+  os.rename(root / 'test' / 'red', root / 'test' / 'amber')
+  status, _, err = run_command(capsys, main.main, *argv)
+  assert status == 2 and 'or other names or classes' in err, err

@@ -199,10 +199,12 @@ def _inside(root: str, rel: str, where: str) -> str:
   return os.path.relpath(full, root).replace(os.sep, '/')
 
 
-def paths_digest(paths: Sequence[str]) -> str:
-  """SHA-256 of a project's train paths in order: what pool indices refer to."""
+def identity_digest(project: Project) -> str:
+  """SHA-256 of what a run's pool refers to: the class names in label order and
+  the train paths in index order."""
   import hashlib  # pylint: disable=g-import-not-at-top
-  return hashlib.sha256('\n'.join(paths).encode('utf-8')).hexdigest()
+  text = '\n'.join(project.class_names) + '\0' + '\n'.join(project.train_paths)
+  return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
 def decode(project: Project, paths: Sequence[str], image_size: int) -> np.ndarray:

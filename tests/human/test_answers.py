@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import shutil
 import zipfile
 
@@ -314,3 +315,63 @@ def test_a_kill_at_any_write_of_an_import_leaves_the_old_state_or_the_new(tmp_pa
       break
     kill_at += 1
   assert len(calls) >= 5 and seen == {False, True}, (len(calls), seen)
+
+
+_CHILD = r'''
+import os, signal, sys
+import numpy as np
+sys.path[:0] = [os.environ['JAL_TESTS'], os.path.join(os.environ['JAL_REPO'], 'tests'),
+                os.environ['JAL_REPO']]
+import test_answers as t
+from jal import checkpoint
+kill_at, calls = int(os.environ['KILL_AT']), []
+for name in ('replace', 'rename', 'fsync', 'makedirs', 'mkdir'):
+  original = getattr(os, name)
+  def wrapped(*args, _original=original, **kwargs):
+    calls.append(1)
+    if len(calls) == kill_at:
+      os.kill(os.getpid(), signal.SIGKILL)
+    return _original(*args, **kwargs)
+  setattr(os, name, wrapped)
+workdir = os.environ['WORKDIR']
+ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+state, _ = t._import(t.pathlib.Path(workdir), ckpt, os.environ['SOURCE'])
+ckpt.close()
+t.query.write_labels_csv(workdir, state.pool, t.PATHS, t.CLASSES)  # what the loop writes next
+'''
+
+
+def test_a_real_sigkill_inside_an_import_leaves_the_old_state_or_the_new(tmp_path):
+  """The same property with the process really killed (SIGKILL): at the import's first write
+  (of 14), inside orbax's save, and at the write after the import (labels.csv)."""
+  import signal
+  import subprocess
+  import sys
+  from conftest import REPO
+  source = _csv(tmp_path / 'a.csv', [_row('unlabeled/sub/c.png', 'cat'),
+                                     _row('unlabeled/e.png', 'skip')])
+  base = tmp_path / 'base'
+  ckpt = checkpoint.Checkpointer(str(base / 'checkpoints'))
+  ckpt.save(_state())
+  ckpt.close()
+  seen = set()
+  for kill_at in (1, 8, 15):
+    workdir = tmp_path / f'kill{kill_at}'
+    shutil.copytree(base, workdir)
+    env = dict(os.environ, KILL_AT=str(kill_at), WORKDIR=str(workdir), SOURCE=str(source),
+               JAL_TESTS=os.path.dirname(__file__), JAL_REPO=REPO, JAX_PLATFORMS='cpu')
+    child = subprocess.run([sys.executable, '-c', _CHILD], env=env, capture_output=True,
+                           timeout=120, check=False)
+    assert child.returncode in (0, -signal.SIGKILL), child.stderr.decode()[-2000:]
+    ckpt = checkpoint.Checkpointer(str(pathlib.Path(workdir) / 'checkpoints'))
+    try:
+      state = ckpt.latest()
+      seen.add(len(state.imports))
+      if not state.imports:  # the old state, untouched: the import runs again
+        assert state.pool.labeled.tolist() == [0, 1] and not state.pool.excluded.size
+        state, _ = _import(workdir, ckpt, source, state)
+      assert state.pool.labeled.tolist() == [0, 1, 4] and state.pool.excluded.tolist() == [6]
+      assert len(state.imports) == 1
+    finally:
+      ckpt.close()
+  assert seen == {0, 1}

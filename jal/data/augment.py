@@ -102,3 +102,43 @@ def rotations(images: jax.Array) -> jax.Array:
   if images.shape[1] != images.shape[2]:
     raise ValueError(f'rotation needs square images, got {images.shape[1]}x{images.shape[2]}')
   return jnp.stack([jnp.rot90(images, k, axes=(1, 2)) for k in range(4)])
+
+
+def augment_with_masks(key: jax.Array, images: jax.Array, masks: jax.Array, *, crop_pad: int,
+                       flip: bool, ignore: int = 255) -> tuple[jax.Array, jax.Array]:
+  """Segmentation's training augmentation: the same crop and flip of each image and its mask.
+
+  The crop pads the image with zeros and the mask with ``ignore`` (padding is
+  void, left out of the loss); offsets and flips are drawn once per pair, so
+  a pixel and its label stay aligned. Masks move by whole pixels only
+  (nearest neighbour: no interpolation of class indices).
+
+  Args:
+    key: PRNG key.
+    images: uint8 ``[B, H, W, C]``.
+    masks: uint8 ``[B, H, W]``: class indices, ``ignore`` for void.
+    crop_pad: padding of the random crop in pixels (0: no crop).
+    flip: whether to flip left-right at random.
+    ignore: the void value of the masks.
+
+  Returns:
+    ``(images, masks)`` with the input shapes and dtypes.
+  """
+  crop_key, flip_key = jax.random.split(key)
+  b, h, w, c = images.shape
+  if crop_pad:
+    padded_images = jnp.pad(images, ((0, 0), (crop_pad, crop_pad), (crop_pad, crop_pad), (0, 0)))
+    padded_masks = jnp.pad(masks, ((0, 0), (crop_pad, crop_pad), (crop_pad, crop_pad)),
+                           constant_values=ignore)
+    offsets = jax.random.randint(crop_key, (b, 2), 0, 2 * crop_pad + 1)
+
+    def crop(image, mask, offset):
+      return (jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (h, w, c)),
+              jax.lax.dynamic_slice(mask, (offset[0], offset[1]), (h, w)))
+
+    images, masks = jax.vmap(crop)(padded_images, padded_masks, offsets)
+  if flip:
+    flips = jax.random.bernoulli(flip_key, 0.5, (b,))
+    images = jnp.where(flips[:, None, None, None], images[:, :, ::-1, :], images)
+    masks = jnp.where(flips[:, None, None], masks[:, :, ::-1], masks)
+  return images, masks

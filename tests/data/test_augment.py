@@ -184,3 +184,29 @@ def test_augment_keeps_dtype_and_shape(crop_pad, flip):
   mirrored_crops = _crop_offsets(out[:, :, ::-1, :], images, crop_pad)
   for b in range(images.shape[0]):
     assert crops[b] or (flip and mirrored_crops[b]), f'image {b}'
+
+
+def test_segmentation_augmentation_keeps_each_pixel_with_its_label():
+  """A known pattern: the mask is a function of the image's pixels (class = red channel % 7),
+  so after the joint crop and flip it must still be, except where padding made it void."""
+  from jal.data.augment import augment_with_masks
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 250, (16, 9, 11, 3)).astype(np.uint8)
+  images[..., 0] = np.maximum(images[..., 0], 1)  # padding (0) is told apart from pixels
+  masks = (images[..., 0] % 7).astype(np.uint8)
+  out_images, out_masks = jax.jit(augment_with_masks, static_argnames=('crop_pad', 'flip'))(
+      jax.random.key(3), jnp.asarray(images), jnp.asarray(masks), crop_pad=3, flip=True)
+  out_images, out_masks = np.asarray(out_images), np.asarray(out_masks)
+  assert out_images.shape == images.shape and out_masks.shape == masks.shape
+  assert out_masks.dtype == np.uint8
+  padding = out_images[..., 0] == 0
+  np.testing.assert_array_equal(out_masks[padding], 255)
+  np.testing.assert_array_equal(out_masks[~padding], out_images[..., 0][~padding] % 7)
+  assert padding.any() and not padding.all()
+  # Flips alone: each pair is flipped together or not at all, and both happen.
+  flip_images, flip_masks = augment_with_masks(jax.random.key(4), jnp.asarray(images),
+                                               jnp.asarray(masks), crop_pad=0, flip=True)
+  flipped = [np.array_equal(o, i[:, ::-1]) for o, i in zip(np.asarray(flip_images), images)]
+  assert 0 < sum(flipped) < len(flipped)
+  for f, mask_out, mask_in in zip(flipped, np.asarray(flip_masks), masks):
+    np.testing.assert_array_equal(mask_out, mask_in[:, ::-1] if f else mask_in)

@@ -93,6 +93,10 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
       (finished runs and rounds are kept).
   """
   strategies, seeds = _checked_lists(strategies, seeds)
+  if config.oracle.name == 'human':
+    raise JalError("a comparison simulates the oracle over seeds and strategies; with "
+                   "config.oracle.name='human' a person would answer every arm: run "
+                   'python -m jal.main for one run instead')
   for strategy in strategies:
     strategies_lib.get(strategy)  # fails before anything runs
   for pool in initial_pools or ():

@@ -17,6 +17,7 @@ from typing import Sequence
 import ml_collections
 
 from jal import experiment as experiment_lib, rng, train, workdir as workdir_lib
+from jal.errors import JalError
 from jal.strategies.base import Fit
 
 
@@ -57,6 +58,9 @@ def run_trials(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   Raises:
     JalError: as `jal.experiment.run`.
   """
+  if any(c.oracle.name == 'human' for c in configs):
+    raise JalError("seeds in lockstep need a simulated oracle; with config.oracle.name='human' "
+                   'run one seed with jal.experiment.run (or python -m jal.main)')
   runs = []
   try:
     for c, w in zip(configs, workdirs):

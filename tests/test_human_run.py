@@ -243,3 +243,15 @@ def test_a_new_class_folder_after_the_start_is_refused_not_misread(tmp_path, cap
   os.rename(root / 'test' / 'red', root / 'test' / 'amber')
   status, _, err = run_command(capsys, main.main, *argv)
   assert status == 2 and 'or other names or classes' in err, err
+
+
+def test_comparisons_and_seeds_in_lockstep_refuse_a_person_as_the_oracle(tmp_path):
+  from configs import label_images
+  from jal import comparison, trials
+  from jal.errors import JalError
+  config = label_images.get_config('runlocal')
+  with pytest.raises(JalError, match='a person would answer every arm'):
+    comparison.run_comparison(config, str(tmp_path / 'cmp'), ['random'], [0, 1])
+  with pytest.raises(JalError, match='seeds in lockstep need a simulated oracle'):
+    trials.run_trials([config], [str(tmp_path / 'run')])
+  assert not os.listdir(tmp_path)

@@ -50,9 +50,10 @@ class Learner:
 
     Returns:
       One dict per image still waiting for an answer, most informative
-      first: ``path`` (relative to the labeling project), ``rank``,
-      ``score``, ``predicted``, ``probability`` (strings, empty when
-      unknown). Empty when the run is finished.
+      first: ``path`` (relative to the labeling project), ``rank`` (an
+      int, 0 first), and ``score``, ``predicted``, ``probability`` as
+      query.csv writes them (strings, empty when unknown). Empty when the
+      run is finished.
     """
     self.records = experiment.run(self.config, self.workdir)
     return self._waiting()

@@ -29,7 +29,7 @@ from jal import oracle as oracle_lib, pool as pool_lib, results, rng, sharding, 
 from jal import workdir as workdir_lib
 from jal.data import corruptions, imbalance as imbalance_lib, project as project_lib, transforms
 from jal.errors import JalError
-from jal.human import answers as answers_lib, query as query_lib
+from jal.human import query as query_lib, session as human_session
 from jal.strategies.base import Fit, RoundContext, Strategy, TaskModel
 from jal.task import Task, make_task
 from jal.train import TrainState
@@ -292,7 +292,8 @@ def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
     state = restore(ckpt, inspection, recover) or initial_state(
         config, parts.pool_data, parts.oracle, parts.initial_size, parts.mesh)
     if parts.oracle.asks_a_person:
-      state = _person_answers(config, workdir, ckpt, parts, state, labels)
+      state = human_session.open_answers(config, workdir, ckpt, parts.project, parts.oracle,
+                                         state, labels)
     if state.next_round:
       logging.info('resuming %s after round %d', workdir, state.next_round - 1)
     writer = results.render(workdir, state.records, plot_title(config, parts.dataset))
@@ -310,42 +311,6 @@ def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
                        for k, v in parts.evaluation_sets.items()},
       checkpointer=ckpt, writer=writer, lock=lock, project=parts.project)
   return experiment, state
-
-
-def run_id(config: ml_collections.ConfigDict) -> str:
-  """A run's short identity, written into the files a person answers."""
-  return workdir_lib.fingerprint(config)[:12]
-
-
-def _person_answers(config: ml_collections.ConfigDict, workdir: str,
-                    ckpt: checkpoint.Checkpointer, parts: Parts, state: checkpoint.RunState,
-                    labels: str | None) -> checkpoint.RunState:
-  """Checks that the labeling project still lists the images the run started
-  with, checkpoints round 0's query to a person, imports ``labels`` if given,
-  and renders ``labels.csv``; the oracle learns every answer so far."""
-  project = parts.project
-  digest = project_lib.identity_digest(project)
-  if state.data_digest is None and not state.records and not state.imports:
-    state = dataclasses.replace(state, data_digest=digest)
-  elif state.data_digest != digest:
-    then = state.pool.num_train
-    raise JalError(f'the labeling project {project.source} has changed since this run started '
-                   f'({project.num_train} train images now, {then} then, or other names or '
-                   'classes): the '
-                   'run\'s images are fixed when it starts; restore the project, or start a '
-                   f'new run in another --workdir on a manifest made from {workdir}/'
-                   f'{workdir_lib.LABELS_CSV}')
-  if state.pending is not None and not ckpt.steps():
-    ckpt.save(state)  # the question is stored before it is asked
-  if labels is not None:
-    state, report = answers_lib.import_labels(
-        workdir, state, labels, ckpt, parts.project.train_paths, parts.dataset.class_names,
-        config.oracle.skip_label, run_id(config))
-    print(f'jal: labels: {report}', flush=True)
-  parts.oracle.learn(state.pool.labeled, state.pool.oracle_labels)
-  query_lib.write_labels_csv(workdir, state.pool, parts.project.train_paths,
-                             parts.dataset.class_names)
-  return state
 
 
 def restore(ckpt: checkpoint.Checkpointer, inspection: workdir_lib.Inspection,
@@ -552,26 +517,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
       state = finish_round(experiment, state, round_, labels, fitted,
                            time.perf_counter() - start)
     if state.pending is not None:
-      ask(experiment, state, command)
+      human_session.ask(config, workdir, experiment.project, state, command)
   finally:
     experiment.close()
   return state.records
 
-
-def ask(experiment: Experiment, state: checkpoint.RunState, command: str | None) -> None:
-  """Writes the waiting query's files (`jal.human.query`) and says, in one line,
-  where they are and the command that continues."""
-  config, project = experiment.config, experiment.project
-  pending = query_lib.Pending.from_json(state.pending)
-  query_lib.write_labels_csv(experiment.workdir, state.pool, project.train_paths,
-                             experiment.dataset.class_names)
-  folder = query_lib.write_query(experiment.workdir, project.root, pending, project.train_paths,
-                                 experiment.dataset.class_names, config.oracle.skip_label,
-                                 run_id(config))
-  csv_file = os.path.join(folder, query_lib.QUERY_CSV)
-  then = (f'{command} --labels {csv_file}' if command else
-          f'the same command with --labels {csv_file} (or a Label Studio or CVAT export)')
-  waiting = len(pending.remaining)
-  print(f'jal: {waiting} images wait for labels in {folder}/ ({query_lib.QUERY_CSV}, '
-        f'{query_lib.TASKS_JSON} and {query_lib.LABEL_CONFIG} for Label Studio, '
-        f'{query_lib.CONTACT_SHEET}); label them, then run: {then}', flush=True)

@@ -23,7 +23,7 @@ import ml_collections
 from jal import checkpoint, experiment, workdir as workdir_lib
 from jal.data import project as project_lib
 from jal.errors import JalError
-from jal.human import query as query_lib
+from jal.human import query as query_lib, session
 
 
 class Learner:
@@ -96,7 +96,7 @@ class Learner:
     proj = project_lib.read_project(cfg.path, cfg.classes)
     pending = query_lib.Pending.from_json(state.pending)
     rows = query_lib.query_rows(pending, proj.train_paths, proj.class_names,
-                                experiment.run_id(self.config))
+                                session.run_id(self.config))
     waiting = {proj.train_paths[i] for i in pending.remaining}
     return [{k: row[k] for k in ('path', 'rank', 'score', 'predicted', 'probability')}
             for row in rows if row['path'] in waiting]

@@ -57,7 +57,7 @@ def image_paths(path: str) -> tuple[str, list[str]]:
     raise JalError(f'--images {path}: no such file or folder')
   if os.path.isfile(path):
     return os.path.dirname(os.path.abspath(path)), [os.path.basename(path)]
-  members = local._Source(path).files()  # pylint: disable=protected-access
+  members = local.image_files(path)
   if not members:
     raise JalError(f'--images {path}: no images in that folder')
   return path, members
@@ -90,9 +90,8 @@ def predict(workdir: str, images: str) -> tuple[list[str], tuple[str, ...], np.n
                    'project keeps one from its first round on; a simulated run only when it '
                    'warm-starts, config.retrain_from_scratch=False)')
   parts = experiment.build(config)
-  source = local._Source(root)  # pylint: disable=protected-access
-  decoded = local._decode_all(source, members, mode='RGB' if parts.dataset.image_shape[-1] == 3  # pylint: disable=protected-access
-                              else 'L', image_size=parts.dataset.image_shape[0])
+  decoded = local.decode_files(root, members, image_size=parts.dataset.image_shape[0],
+                               mode='RGB' if parts.dataset.image_shape[-1] == 3 else 'L')
   batch = np.stack(decoded).astype(np.uint8)
   on_device = jax.device_put(batch, sharding.replicated(parts.mesh))
   task_model = TaskModel(parts.strategy.trainer, state.task_variables, config.eval_batch_size)

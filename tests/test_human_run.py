@@ -216,11 +216,17 @@ def test_the_python_round_trip_resumes_like_the_command_line(tmp_path, capsys, m
   assert learner.query() == []
 
 
-def test_a_project_changed_after_the_start_is_refused_not_misread(tmp_path, capsys):
+def _started_run(tmp_path):
+  """A small project, its run's directory and the command's flags."""
   root = tmp_path / 'project'
   make_project(str(root), num_unlabeled=16, num_test=2)
   run = tmp_path / 'run'
   argv = [f'--config={CONFIG}', f'--config.dataset.path={root}', f'--workdir={run}', *CHEAP]
+  return root, run, argv
+
+
+def test_a_project_changed_after_the_start_is_refused_not_misread(tmp_path, capsys):
+  root, run, argv = _started_run(tmp_path)
   status, out, err = run_command(capsys, main.main, *argv)
   assert status == 0 and 'wait for labels' in ' '.join(out), err
   Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / 'unlabeled' / 'a_new_one.png')
@@ -232,10 +238,7 @@ def test_a_project_changed_after_the_start_is_refused_not_misread(tmp_path, caps
 
 
 def test_a_new_class_folder_after_the_start_is_refused_not_misread(tmp_path, capsys):
-  root = tmp_path / 'project'
-  make_project(str(root), num_unlabeled=16, num_test=2)
-  run = tmp_path / 'run'
-  argv = [f'--config={CONFIG}', f'--config.dataset.path={root}', f'--workdir={run}', *CHEAP]
+  root, run, argv = _started_run(tmp_path)
   status, _, err = run_command(capsys, main.main, *argv)
   assert status == 0, err
   # 'amber' sorts first: every stored class index would shift.

@@ -212,6 +212,47 @@ def _decode_all(source: _Source, members: Sequence[str], *, mode: str | None,
   return results
 
 
+def is_image_name(name: str) -> bool:
+  """Whether a '/'-separated path names an image file jal reads (not hidden, a known extension)."""
+  return _is_image_name(name)
+
+
+def image_files(path: str) -> list[str]:
+  """The image files below a directory or in a zip: relative '/'-separated paths, sorted.
+
+  Raises:
+    JalError: a zip that cannot be opened.
+  """
+  source = _Source(path)
+  try:
+    return source.files()
+  finally:
+    source.close()
+
+
+def decode_files(path: str, members: Sequence[str], *, mode: str | None,
+                 image_size: int | None) -> list[np.ndarray]:
+  """Decodes ``members`` of a directory or zip in order, on a thread pool.
+
+  Args:
+    path: the directory or zip the members are relative to.
+    members: '/'-separated relative paths.
+    mode: as `decode_image`.
+    image_size: as `decode_image`.
+
+  Returns:
+    One uint8 ``[H, W, C]`` array per member.
+
+  Raises:
+    JalError: naming a member that cannot be read or decoded.
+  """
+  source = _Source(path)
+  try:
+    return _decode_all(source, list(members), mode=mode, image_size=image_size)
+  finally:
+    source.close()
+
+
 def _strip_wrappers(files: list[str]) -> tuple[list[str], str]:
   """Removes wrapper directories every file sits in (e.g. ``101_ObjectCategories/``).
 

@@ -140,7 +140,7 @@ def _read_folders(path: str) -> list[tuple[str, str, str]]:
     folder = os.path.join(path, top)
     if not os.path.isdir(folder):
       continue
-    for member in _image_files(folder):
+    for member in local.image_files(folder):
       parts = member.split('/')
       if top == UNLABELED:
         rows.append((f'{top}/{member}', '', split))
@@ -150,11 +150,6 @@ def _read_folders(path: str) -> list[tuple[str, str, str]]:
                        f'{top}/ holds <class>/<image>')
       rows.append((f'{top}/{member}', parts[0], split))
   return rows
-
-
-def _image_files(folder: str) -> list[str]:
-  source = local._Source(folder)  # pylint: disable=protected-access
-  return source.files()
 
 
 def _read_manifest(path: str) -> tuple[str, list[tuple[str, str, str]]]:
@@ -223,8 +218,7 @@ def decode(project: Project, paths: Sequence[str], image_size: int) -> np.ndarra
   """
   if not paths:
     return np.zeros((0, image_size, image_size, 3), np.uint8)
-  source = local._Source(project.root)  # pylint: disable=protected-access
-  images = local._decode_all(source, list(paths), mode='RGB', image_size=image_size)  # pylint: disable=protected-access
+  images = local.decode_files(project.root, paths, mode='RGB', image_size=image_size)
   return np.stack(images).astype(np.uint8)
 
 

@@ -98,7 +98,7 @@ def _pairs(path: str, files: list[str], image_dir: str, mask_dir: str
            if posixpath.dirname(f) == mask_dir}
   pairs = []
   for f in files:
-    if posixpath.dirname(f) != image_dir or not local._is_image_name(f):  # pylint: disable=protected-access
+    if posixpath.dirname(f) != image_dir or not local.is_image_name(f):
       continue
     stem = posixpath.splitext(posixpath.basename(f))[0]
     if stem not in masks:

@@ -155,13 +155,14 @@ def resolve(labels: label_files.LabelFile, pending: Pending, pool, paths: tuple[
   return Decision(labeled, skipped, repeated)
 
 
-def store(workdir: str, source: str, digest: str, round_: int) -> str:
+def store(workdir: str, labels: label_files.LabelFile, digest: str, round_: int) -> str:
   """Copies a label file into ``DIR/labels/`` (atomically, synced) before it is applied.
 
   A folder is stored as a CSV of its ``label,image`` entries. Returns the
   copy's path relative to ``workdir``; an existing copy of the same digest is
   reused.
   """
+  source = labels.path
   folder = os.path.join(workdir, workdir_lib.LABELS)
   os.makedirs(folder, exist_ok=True)
   name = os.path.basename(os.path.normpath(source))
@@ -175,7 +176,7 @@ def store(workdir: str, source: str, digest: str, round_: int) -> str:
   with open(tmp, 'wb') as out:
     if os.path.isdir(source):
       out.write(b'label,image\n')
-      for answer in label_files.read(source, '').answers:
+      for answer in labels.answers:
         out.write(f'{answer.label},{answer.image}\n'.encode())
     else:
       with open(source, 'rb') as f:
@@ -250,7 +251,7 @@ def import_labels(workdir: str, state: checkpoint.RunState, source: str,
     raise JalError(f'--labels {source} answers none of the {waiting} images waiting in round '
                    f'{pending.round}\'s query; fill in their labels (queries/'
                    f'round_{pending.round}/query.csv) and import again')
-  copy = store(workdir, source, digest, pending.round)
+  copy = store(workdir, labels, digest, pending.round)
   entry = {'file': copy, 'source': os.path.abspath(source), 'sha256': digest,
            'kind': labels.kind, 'round': pending.round, 'labeled': len(decision.labeled),
            'skipped': len(decision.skipped), 'repeated': decision.repeated,

@@ -240,6 +240,17 @@ def test_cvat_and_folder_answers_match_by_path_below_the_label_or_a_unique_name(
   assert stored == 'label,image\ncat,b.jpg\n'
 
 
+def _killed_import_setup(tmp_path):
+  """A label file of one answer and one skip, and a work directory waiting for it."""
+  source = _csv(tmp_path / 'a.csv', [_row('unlabeled/sub/c.png', 'cat'),
+                                     _row('unlabeled/e.png', 'skip')])
+  base = tmp_path / 'base'
+  ckpt = checkpoint.Checkpointer(str(base / 'checkpoints'))
+  ckpt.save(_state())
+  ckpt.close()
+  return source, base
+
+
 class Killed(BaseException):
   """The process dies here: nothing in jal or orbax catches a BaseException."""
 
@@ -263,12 +274,7 @@ def _writes(monkeypatch, kill_at):
 
 def test_a_kill_at_any_write_of_an_import_leaves_the_old_state_or_the_new(tmp_path,
                                                                           monkeypatch):
-  source = _csv(tmp_path / 'a.csv', [_row('unlabeled/sub/c.png', 'cat'),
-                                     _row('unlabeled/e.png', 'skip')])
-  base = tmp_path / 'base'
-  ckpt = checkpoint.Checkpointer(str(base / 'checkpoints'))
-  ckpt.save(_state())
-  ckpt.close()
+  source, base = _killed_import_setup(tmp_path)
 
   def outcome(path):
     ckpt = checkpoint.Checkpointer(str(path / 'checkpoints'))
@@ -348,12 +354,7 @@ def test_a_real_sigkill_inside_an_import_leaves_the_old_state_or_the_new(tmp_pat
   import subprocess
   import sys
   from conftest import REPO
-  source = _csv(tmp_path / 'a.csv', [_row('unlabeled/sub/c.png', 'cat'),
-                                     _row('unlabeled/e.png', 'skip')])
-  base = tmp_path / 'base'
-  ckpt = checkpoint.Checkpointer(str(base / 'checkpoints'))
-  ckpt.save(_state())
-  ckpt.close()
+  source, base = _killed_import_setup(tmp_path)
   seen = set()
   for kill_at in (1, 8, 15):
     workdir = tmp_path / f'kill{kill_at}'

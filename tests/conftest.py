@@ -98,6 +98,21 @@ def _quiet(monkeypatch, tmp_path_factory):
   monkeypatch.setenv('JAL_CACHE_DIR', str(tmp_path_factory.mktemp('cache')))
 
 
+def settle_after_kill() -> None:
+  """Lets orbax's background threads finish after an in-process kill.
+
+  A real kill stops every thread at once. A ``Killed`` raised in-process stops only the thread
+  it is raised in, and orbax may still be cleaning up a failed save on its own threads; the
+  test's next "process" must not race with them (seen in CI: a stale cleanup removed the next
+  save's temporary directory).
+  """
+  import threading
+  from orbax.checkpoint._src.futures import future
+  for thread in threading.enumerate():
+    if isinstance(thread, future._SignalingThread):  # pylint: disable=protected-access
+      thread.join(timeout=60)
+
+
 def strip_timings(records):
   return [{k: v for k, v in r.items() if not k.endswith('_seconds')} for r in records]
 

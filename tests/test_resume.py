@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import run_config, strip_timings
+from conftest import run_config, settle_after_kill, strip_timings
 from jal import checkpoint, experiment, results, workdir
 
 
@@ -116,7 +116,7 @@ def test_runs_kills_and_resumes_end_as_the_uninterrupted_run(monkeypatch, uninte
         try:
           experiment.run(run_config(), path)
         except Killed:
-          pass
+          settle_after_kill()
     records = experiment.run(run_config(), path)
     assert strip_timings(records) == expected_records
     with open(os.path.join(path, workdir.RESULTS)) as f:

@@ -256,16 +256,25 @@ class Killed(BaseException):
 
 
 def _writes(monkeypatch, kill_at):
-  """Counts the import's writes (renames, syncs, directory creations) and dies at ``kill_at``."""
+  """Counts the import's writes on the main thread (renames, syncs, directory creations) and
+  dies at ``kill_at``.
+
+  Writes on orbax's own threads are not kill points here: an exception raised in one of them
+  stops that thread only, and what orbax then cleans up on its other threads is not what a
+  killed process leaves (it raced with the next import in CI). Those writes are killed for
+  real, with SIGKILL, in the next test.
+  """
+  import threading
   calls = []
   for module, name in ((os, 'replace'), (os, 'rename'), (os, 'fsync'), (os, 'makedirs'),
                        (os, 'mkdir')):
     original = getattr(module, name)
 
     def wrapped(*args, _original=original, **kwargs):
-      calls.append(1)
-      if len(calls) == kill_at:
-        raise Killed
+      if threading.current_thread() is threading.main_thread():
+        calls.append(1)
+        if len(calls) == kill_at:
+          raise Killed
       return _original(*args, **kwargs)
 
     monkeypatch.setattr(module, name, wrapped)
@@ -320,7 +329,7 @@ def test_a_kill_at_any_write_of_an_import_leaves_the_old_state_or_the_new(tmp_pa
     if finished:
       break
     kill_at += 1
-  assert len(calls) >= 5 and seen == {False, True}, (len(calls), seen)
+  assert len(calls) >= 4 and seen == {False, True}, (len(calls), seen)
 
 
 _CHILD = r'''
@@ -349,14 +358,15 @@ t.query.write_labels_csv(workdir, state.pool, t.PATHS, t.CLASSES)  # what the lo
 
 def test_a_real_sigkill_inside_an_import_leaves_the_old_state_or_the_new(tmp_path):
   """The same property with the process really killed (SIGKILL): at the import's first write
-  (of 14), inside orbax's save, and at the write after the import (labels.csv)."""
+  (of 14), inside orbax's save (on its threads), at the rename that commits the checkpoint, and
+  at the write after the import (labels.csv)."""
   import signal
   import subprocess
   import sys
   from conftest import REPO
   source, base = _killed_import_setup(tmp_path)
   seen = set()
-  for kill_at in (1, 8, 15):
+  for kill_at in (1, 8, 14, 15):
     workdir = tmp_path / f'kill{kill_at}'
     shutil.copytree(base, workdir)
     env = dict(os.environ, KILL_AT=str(kill_at), WORKDIR=str(workdir), SOURCE=str(source),

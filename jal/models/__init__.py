@@ -14,12 +14,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jal.errors import JalError
-from jal.models.discriminators import LatentDiscriminator, MLPDiscriminator
+from jal.models.drn import DRND22
+from jal.models.discriminators import ConvDiscriminator, LatentDiscriminator, MLPDiscriminator
 from jal.models.ensemble import Ensemble
 from jal.models.features import Backbone, Features
 from jal.models.heads import (ClassifierHead, CosineClassifier, LossPredictionHead, MultiHeadNet,
-                              ProjectionHead, RotationHead)
+                              ProjectionHead, RotationHead, SpatialFeatures)
 from jal.models.resnet import ResNet18
+from jal.models.segmentation_nets import DeepLabHead, MobileNetV2, PixelClassifierHead, SmallFCN
 from jal.models.small_cnn import SmallCNN
 from jal.models.vae import VAE
 from jal.models.vgg import VGG16
@@ -28,17 +30,24 @@ __all__ = [
     'BACKBONES',
     'Backbone',
     'ClassifierHead',
+    'ConvDiscriminator',
+    'DRND22',
+    'DeepLabHead',
     'CosineClassifier',
     'Ensemble',
     'Features',
     'LatentDiscriminator',
     'LossPredictionHead',
     'MLPDiscriminator',
+    'MobileNetV2',
     'MultiHeadNet',
+    'PixelClassifierHead',
     'ProjectionHead',
     'ResNet18',
     'RotationHead',
     'SmallCNN',
+    'SmallFCN',
+    'SpatialFeatures',
     'VAE',
     'VGG16',
     'compute_dtype',
@@ -50,7 +59,14 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     'resnet18': ResNet18,
     'vgg16': VGG16,
     'small_cnn': SmallCNN,
+    # Segmentation backbones (`jal.models.segmentation_nets`): spatial blocks
+    # and the image size for a per-pixel head.
+    'mobilenet_v2': MobileNetV2,
+    'drn_d_22': DRND22,
+    'small_fcn': SmallFCN,
 }
+# Backbones without a width setting.
+_FIXED_WIDTH = frozenset({'mobilenet_v2', 'drn_d_22'})
 
 
 # Compute dtypes by config name; parameters are float32 whatever the choice.
@@ -76,7 +92,8 @@ def get_backbone(name: str, *, width: int | None = None, dtype: Any = jnp.float3
   """Builds a backbone by name.
 
   Args:
-    name: one of ``'resnet18'``, ``'vgg16'``, ``'small_cnn'``.
+    name: one of ``'resnet18'``, ``'vgg16'``, ``'small_cnn'``; for
+      segmentation ``'mobilenet_v2'``, ``'drn_d_22'``, ``'small_fcn'``.
     width: channels of the first stage; None for the architecture's default
       (64 for ResNet-18 and VGG-16, 32 for the small CNN).
     dtype: compute dtype, ``jnp.bfloat16`` or its name ``'bfloat16'`` (mixed
@@ -99,6 +116,8 @@ def get_backbone(name: str, *, width: int | None = None, dtype: Any = jnp.float3
     raise JalError(f'unknown backbone {name!r}; known backbones: {", ".join(sorted(BACKBONES))}')
   if width is None:
     return BACKBONES[name](dtype=dtype, dropout_rate=dropout_rate)
+  if name in _FIXED_WIDTH:
+    raise JalError(f'backbone {name!r} has a fixed width; unset config.model.width')
   if isinstance(width, bool) or not isinstance(width, int) or width < 1:
     raise JalError(f'backbone width must be a positive integer, got {width!r}')
   return BACKBONES[name](width=width, dtype=dtype, dropout_rate=dropout_rate)

@@ -102,3 +102,33 @@ class MLPDiscriminator(nn.Module):
     for index in range(2):
       x = nn.relu(nn.Dense(self.width, kernel_init=HE_NORMAL, name=f'fc{index + 1}')(x))
     return nn.Dense(1, kernel_init=HE_NORMAL, name='out')(x)[:, 0]
+
+
+class ConvDiscriminator(nn.Module):
+  """MAL's discriminator for segmentation (Ebrahimi et al. 2020, Sec. 3.2): ``D(F(x))`` on
+  the ``d x h x w`` latent tensor.
+
+  Three 3x3 convolutions with ReLU (``width``, ``2 width``, ``2 width``
+  channels, the last two at stride 2), global average pooling and a small
+  fully connected layer (``fc_width`` units, ReLU) to one logit. The paper
+  gives the kind of network, not its widths; these are jal's.
+
+  Attributes:
+    width: channels of the first convolution.
+    fc_width: units of the fully connected layer.
+  """
+
+  width: int = 64
+  fc_width: int = 64
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """float32 logits ``[B]`` of float features ``[B, h, w, d]``; ``sigmoid`` is P(labeled)."""
+    x = jnp.asarray(x, jnp.float32)
+    for index, (channels, stride) in enumerate(
+        ((self.width, 1), (2 * self.width, 2), (2 * self.width, 2))):
+      x = nn.relu(nn.Conv(channels, (3, 3), strides=stride, padding=1, kernel_init=HE_NORMAL,
+                          name=f'conv{index + 1}')(x))
+    x = jnp.mean(x, axis=(1, 2))
+    x = nn.relu(nn.Dense(self.fc_width, kernel_init=HE_NORMAL, name='fc')(x))
+    return nn.Dense(1, kernel_init=HE_NORMAL, name='out')(x)[:, 0]

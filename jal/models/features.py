@@ -23,10 +23,16 @@ class Features:
       order from input to output, each with shape ``[B, h, w, c]`` and the
       backbone's compute dtype. Methods that read intermediate features (e.g.
       the loss prediction module of Learning Loss, Yoo & Kweon 2019) use these.
+      A segmentation head reads the last one.
+    image_size: ``(H, W)`` of the input (static, not a traced array): the
+      size a segmentation head upsamples its logits to. Set by the
+      segmentation backbones; None where no head needs it.
   """
 
   pooled: jax.Array
   blocks: tuple[jax.Array, ...]
+  # (H, W) of the input image, static: where a segmentation head upsamples its logits to.
+  image_size: tuple[int, int] | None = flax.struct.field(pytree_node=False, default=None)
 
 
 class Backbone(nn.Module):

@@ -159,12 +159,17 @@ class CosineClassifier(nn.Module):
       as in Eq. 1).
     hidden: units of a fully connected layer (with bias, no activation)
       before the normalisation; None: none.
+    per_pixel: MAL's C for segmentation (Sec. 3.2): the same prototypes as
+      1x1 convolution filters on the ℓ2-normalised ``d x h x w`` latent
+      tensor (the backbone's last block), the ``K x h x w`` logits then
+      upsampled (bilinear) to the image size.
   """
 
   num_classes: int
   temperature: float = 0.05
   normalize_weights: bool = False
   hidden: int | None = None
+  per_pixel: bool = False
 
   @nn.compact
   def __call__(self, features: Features | jax.Array, train: bool = False,
@@ -180,11 +185,15 @@ class CosineClassifier(nn.Module):
         MAL's minimax entropy puts it between F and C (Sec. 3.1).
 
     Returns:
-      float32 logits ``[B, num_classes]``; without ``hidden``, invariant to
-      scaling the features by any positive constant.
+      float32 logits ``[B, num_classes]`` (``per_pixel``: ``[B, H, W,
+      num_classes]``); without ``hidden``, invariant to scaling the features
+      by any positive constant.
     """
     del train
-    f = features.pooled if isinstance(features, Features) else features
+    if self.per_pixel:
+      f = features.blocks[-1]
+    else:
+      f = features.pooled if isinstance(features, Features) else features
     f = jnp.asarray(f).astype(jnp.float32)
     if reverse_gradient is not None:
       f = gradient_reversal(f, reverse_gradient)
@@ -195,7 +204,24 @@ class CosineClassifier(nn.Module):
                         jnp.float32)
     if self.normalize_weights:
       kernel = l2_normalize(kernel, axis=0)
-    return f @ kernel / self.temperature
+    logits = f @ kernel / self.temperature
+    if self.per_pixel:
+      b, _, _, k = logits.shape
+      logits = jax.image.resize(logits, (b, *features.image_size, k), 'bilinear')
+    return logits
+
+
+class SpatialFeatures(nn.Module):
+  """The backbone's last block as a head's output: float32 ``[B, h, w, c]``.
+
+  What reads a segmentation network's latent tensor rather than its pooled
+  vector: MAL's discriminator on ``d x h x w`` inputs (Sec. 3.2).
+  """
+
+  @nn.compact
+  def __call__(self, features: Features, train: bool = False) -> jax.Array:
+    del train
+    return features.blocks[-1].astype(jnp.float32)
 
 
 class MultiHeadNet(nn.Module):

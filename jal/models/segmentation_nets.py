@@ -1,22 +1,25 @@
-"""Semantic-segmentation networks: images in, class logits per pixel out.
+"""Semantic-segmentation networks: backbones with a per-pixel head.
 
-* `DeepLabV3`: DeepLabv3 (Chen et al. 2017, "Rethinking atrous convolution
-  for semantic image segmentation") on a MobileNetV2 encoder (Sandler et al.
-  2018), PAL's network for Cityscapes (Bhatnagar et al. 2020, Table 2). The
-  encoder is MobileNetV2's feature extractor without its last 1x1 conv to
-  1,280 channels, at output stride 16 (the last stride-2 block dilated
-  instead); the head is atrous spatial pyramid pooling (a 1x1 conv, three 3x3
-  atrous convs at rates 6, 12, 18, image pooling; 256 channels each, then a
-  1x1 projection with dropout), a 3x3 conv and a 1x1 classifier. Its
-  parameter count equals torchvision's ``mobilenet_v2().features[:-1]`` plus
-  ``segmentation.deeplabv3.DeepLabHead(320, K)`` (experiments/segmentation_
-  param_counts.py prints both).
-* `SmallFCN`: a small fully convolutional network for CPU runs: two
-  conv-BN-ReLU stages at full and half resolution and a 1x1 classifier.
+A segmentation network is a `jal.models.MultiHeadNet` like every task model
+in jal: a backbone returning `Features` (``pooled`` for CoreSet and the
+rotation head, ``blocks`` for Learning Loss's module, ``image_size`` for
+the heads) and a head returning per-pixel logits under ``'classifier'``.
 
-Logits are upsampled to the input size (bilinear, as DeepLab does) and
-returned in float32 with the encoder's output (``features``, for CoreSet's
-pooled features and MAL's discriminator).
+* `MobileNetV2` + `DeepLabHead`: DeepLabv3 (Chen et al. 2017, "Rethinking
+  atrous convolution for semantic image segmentation") on a MobileNetV2
+  encoder (Sandler et al. 2018), PAL's network for Cityscapes (Bhatnagar et
+  al. 2021, Table 2). The encoder is MobileNetV2's feature extractor without
+  its last 1x1 conv to 1,280 channels, at output stride 16 (the last stride-2
+  block dilated instead); the head is atrous spatial pyramid pooling (a 1x1
+  conv, three 3x3 atrous convs at rates 6, 12, 18, image pooling; 256
+  channels each, then a 1x1 projection with dropout), a 3x3 conv and a 1x1
+  classifier. Its parameter count equals torchvision's
+  ``mobilenet_v2().features[:-1]`` plus ``segmentation.deeplabv3.DeepLabHead
+  (320, K)`` (experiments/segmentation_param_counts.py prints both).
+* `SmallFCN` + `PixelClassifierHead`: a small fully convolutional network for
+  CPU runs: conv-BN-ReLU stages at full and half resolution, a 1x1 classifier.
+
+Logits are upsampled to the input size (bilinear, as DeepLab does) in float32.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jal.models.layers import batch_norm
+from jal.models.features import Backbone, Features
+from jal.models.layers import batch_norm, conv_bn_relu, mc_dropout
 
 # MobileNetV2's inverted residual stages (Sandler et al. 2018, Table 2):
 # expansion t, output channels c, repeats n, first stride s.
@@ -68,17 +72,23 @@ class InvertedResidual(nn.Module):
     return y
 
 
-class MobileNetV2Encoder(nn.Module):
-  """MobileNetV2's feature extractor (without the final 1x1 conv), at ``output_stride``
-  16 or 32: from the block where the stride would pass it, strides become dilations."""
+class MobileNetV2(Backbone):
+  """MobileNetV2's feature extractor (without the final 1x1 conv) as a backbone.
+
+  At ``output_stride`` 16 or 32: from the block where a stride would pass it,
+  strides become dilations. `Features`: ``blocks`` the outputs of the stages
+  that end at strides 4, 8, 16 and the last (320 channels), ``pooled`` the
+  last one's global average, ``image_size`` the input's. With
+  ``dropout_rate``, MC dropout on the last block (`jal.models.layers.mc_dropout`).
+  """
   output_stride: int = 16
-  dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool) -> Features:
+    image_size = tuple(x.shape[1:3])
     x = _conv(32, 3, stride=2, dtype=self.dtype)(x.astype(self.dtype))
     x = jax.nn.relu6(batch_norm(train, self.dtype)(x))
-    stride_so_far, dilation = 2, 1
+    stride_so_far, dilation, blocks = 2, 1, []
     for t, c, n, s in MOBILENET_V2_STAGES:
       for i in range(n):
         stride = s if i == 0 else 1
@@ -87,7 +97,12 @@ class MobileNetV2Encoder(nn.Module):
         elif stride == 2:
           stride_so_far *= 2
         x = InvertedResidual(c, stride, t, dilation, dtype=self.dtype)(x, train)
-    return x
+      if c in (24, 32, 96):  # the stages ending at strides 4, 8 and 16
+        blocks.append(x)
+    x = mc_dropout(self, x, self.dropout_rate)
+    blocks.append(x)
+    return Features(pooled=jnp.mean(x.astype(jnp.float32), axis=(1, 2)), blocks=tuple(blocks),
+                    image_size=image_size)
 
 
 class ASPP(nn.Module):
@@ -115,41 +130,59 @@ def _upsample(logits: jax.Array, size: tuple[int, int]) -> jax.Array:
   return jax.image.resize(logits.astype(jnp.float32), (b, *size, k), 'bilinear')
 
 
-class DeepLabV3(nn.Module):
-  """DeepLabv3 with a MobileNetV2 encoder; see the module docstring.
+class DeepLabHead(nn.Module):
+  """DeepLabv3's head on the backbone's last block: ASPP, a 3x3 conv, a 1x1 classifier.
 
-  Called as ``net(x, train)`` on normalised float ``[B, H, W, 3]``; dropout in
-  training needs a ``'dropout'`` PRNG stream. Returns ``{'logits': float32
-  [B, H, W, K], 'features': [B, H/16, W/16, 320]}``.
+  Returns float32 ``[B, H, W, K]`` logits, upsampled (bilinear) to
+  ``features.image_size``. Dropout in the ASPP projection in training only.
   """
   num_classes: int
-  output_stride: int = 16
   rates: Sequence[int] = (6, 12, 18)
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
-    features = MobileNetV2Encoder(self.output_stride, dtype=self.dtype)(x, train)
-    y = ASPP(self.rates, dtype=self.dtype)(features, train)
+  def __call__(self, features: Features, train: bool = False) -> jax.Array:
+    y = ASPP(self.rates, dtype=self.dtype)(features.blocks[-1], train)
     y = nn.relu(batch_norm(train, self.dtype)(_conv(256, 3, dtype=self.dtype)(y)))
     logits = _conv(self.num_classes, 1, bias=True, dtype=self.dtype)(y)
-    return {'logits': _upsample(logits, x.shape[1:3]), 'features': features}
+    return _upsample(logits, features.image_size)
 
 
-class SmallFCN(nn.Module):
-  """A small fully convolutional network for CPU runs (see the module docstring).
+class PixelClassifierHead(nn.Module):
+  """A 1x1 convolution to ``num_classes`` on the last block, upsampled to the image size.
 
-  Returns ``{'logits': float32 [B, H, W, K], 'features': [B, H/2, W/2, 2 width]}``.
+  The classifier of FCN-style networks (`SmallFCN`; DRN's segmentation
+  network, Yu et al. 2017). Returns float32 ``[B, H, W, K]`` logits.
   """
   num_classes: int
-  width: int = 16
-  dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
-    y = x.astype(self.dtype)
-    for stride, channels in ((1, self.width), (2, 2 * self.width), (1, 2 * self.width)):
-      y = _conv(channels, 3, stride=stride, dtype=self.dtype)(y)
-      y = nn.relu(batch_norm(train, self.dtype)(y))
-    logits = _conv(self.num_classes, 1, bias=True, dtype=self.dtype)(y)
-    return {'logits': _upsample(logits, x.shape[1:3]), 'features': y}
+  def __call__(self, features: Features, train: bool = False) -> jax.Array:
+    del train
+    logits = nn.Conv(self.num_classes, (1, 1), param_dtype=jnp.float32,
+                     dtype=features.blocks[-1].dtype)(features.blocks[-1])
+    return _upsample(logits, features.image_size)
+
+
+class SmallFCN(Backbone):
+  """A small fully convolutional backbone for CPU runs (see the module docstring).
+
+  Three conv-BN-ReLU units (3x3) of ``width``, ``2 width``, ``2 width``
+  channels, the second at stride 2 (a 2x2 max-pool before it). `Features`:
+  ``blocks`` the three unit outputs, ``pooled`` the last one's average.
+  """
+  width: int = 16
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> Features:
+    image_size = tuple(x.shape[1:3])
+    y, blocks = x.astype(self.dtype), []
+    for index, channels in enumerate((self.width, 2 * self.width, 2 * self.width)):
+      if index == 1:
+        y = nn.max_pool(y, (2, 2), strides=(2, 2), padding='SAME')
+      y = conv_bn_relu(self, y, channels, train=train, dtype=self.dtype,
+                       dropout_rate=self.dropout_rate, conv_name=f'conv{index + 1}',
+                       bn_name=f'bn{index + 1}')
+      blocks.append(y)
+    return Features(pooled=jnp.mean(y.astype(jnp.float32), axis=(1, 2)), blocks=tuple(blocks),
+                    image_size=image_size)

@@ -72,9 +72,15 @@ class RunState:
     return self.next_round + len(self.imports)
 
 
+def _answers(oracle_labels: np.ndarray) -> np.ndarray:
+  """The oracle's answers in their stored dtype: int32 classes ``[L]``, or uint8 masks ``[L, H, W]``."""
+  oracle_labels = np.asarray(oracle_labels)
+  return oracle_labels.astype(np.int32 if oracle_labels.ndim == 1 else np.uint8, copy=False)
+
+
 def _pool_digest(pool: Pool) -> str:
   digest = hashlib.sha256(np.ascontiguousarray(pool.labeled, np.int64).tobytes())
-  digest.update(np.ascontiguousarray(pool.oracle_labels, np.int32).tobytes())
+  digest.update(np.ascontiguousarray(_answers(pool.oracle_labels)).tobytes())
   if pool.excluded.size:  # absent from the digests of runs without exclusions
     digest.update(b'excluded')
     digest.update(np.ascontiguousarray(pool.excluded, np.int64).tobytes())
@@ -133,7 +139,7 @@ class Checkpointer:
         directory; the previous checkpoints are intact.
     """
     pool = {'labeled': np.asarray(state.pool.labeled, np.int64),
-            'oracle_labels': np.asarray(state.pool.oracle_labels, np.int32)}
+            'oracle_labels': _answers(state.pool.oracle_labels)}
     if state.pool.excluded.size:
       pool['excluded'] = np.asarray(state.pool.excluded, np.int64)
     has_task = state.task_variables is not None
@@ -187,7 +193,7 @@ class Checkpointer:
       empty = {'labeled': np.zeros(0, np.int64), 'oracle_labels': np.zeros(0, np.int32)}
       arrays = restored.get('pool') or empty
       pool = Pool(int(meta['num_train']), np.asarray(arrays['labeled'], np.int64),
-                  np.asarray(arrays['oracle_labels'], np.int32),
+                  _answers(arrays['oracle_labels']),
                   np.asarray(arrays.get('excluded', np.zeros(0)), np.int64))
       records = list(meta['records'])
       next_round = int(meta['next_round'])

@@ -90,10 +90,14 @@ def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset) -> tu
   if bad:
     raise JalError(f'config.initial_pool.exclude_classes has {bad}, not classes of '
                    f'{dataset.name} (0..{num_classes - 1})')
-  eligible = int(np.sum(~np.isin(train_labels, np.asarray(exclude, np.int64))))
+  holds = np.isin(train_labels, np.asarray(exclude, np.int64))
+  if holds.ndim > 1:  # masks: an image is eligible when no pixel is of an excluded class
+    holds = holds.reshape(n, -1).any(axis=1)
+  eligible = int(np.sum(~holds))
   if initial > eligible:
+    what = 'images without a pixel of' if train_labels.ndim > 1 else 'examples outside'
     raise JalError(f'config.initial_pool.size={initial} is more than the {eligible} train '
-                   f'examples outside config.initial_pool.exclude_classes={list(exclude)}; lower '
+                   f'{what} config.initial_pool.exclude_classes={list(exclude)}; lower '
                    'the size or exclude fewer classes')
   subset = config.get('candidate_subset')
   if subset is not None and not budget <= subset:

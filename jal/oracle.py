@@ -88,13 +88,16 @@ class SimulatedOracle(Oracle):
   stream, so a resumed run gets the same answers.
 
   Args:
-    true_labels: int ``[N]``, the train split's labels (kept from everyone else).
+    true_labels: int ``[N]``, the train split's labels (kept from everyone
+      else); or uint8 ``[N, H, W]`` masks for segmentation.
     num_classes: ``K``.
     noise_rate: the fraction of wrong answers, in ``[0, 1]`` (`noisy_labels`).
     seed: the experiment's seed.
 
   Raises:
-    JalError: a noise rate outside ``[0, 1]``, or noise with fewer than two classes.
+    JalError: a noise rate outside ``[0, 1]``, noise with fewer than two
+      classes, or noise on masks (PAL's label noise flips image labels; no
+      paper defines it per pixel).
   """
 
   def __init__(self, true_labels: np.ndarray, num_classes: int, noise_rate: float, seed: int):
@@ -103,12 +106,18 @@ class SimulatedOracle(Oracle):
     if noise_rate > 0 and num_classes < 2:
       raise JalError(f'config.oracle.noise_rate={noise_rate} needs at least 2 classes to flip '
                      f'between; the dataset has {num_classes}')
-    self._true = np.asarray(true_labels, np.int32)
+    true_labels = np.asarray(true_labels)
+    if true_labels.ndim > 1 and noise_rate > 0:
+      raise JalError(f'config.oracle.noise_rate={noise_rate}: label noise flips an image\'s '
+                     'class (PAL, Sec. 4.2) and is not defined for masks; set it to 0')
+    self._true = true_labels.astype(np.int32 if true_labels.ndim == 1 else np.uint8)
     self.num_classes = num_classes
     self.noise_rate = noise_rate
     self.seed = seed
 
   def label(self, indices: np.ndarray, round_: int) -> np.ndarray:
+    if self._true.ndim > 1:
+      return self._true[np.asarray(indices, np.int64)]
     return noisy_labels(self._true[np.asarray(indices, np.int64)], self.noise_rate,
                         self.num_classes, rng.numpy_rng(self.seed, 'oracle', round_))
 

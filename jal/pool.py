@@ -53,8 +53,9 @@ class Pool:
     num_train: size of the train split ``N``.
     labeled: int64 with shape ``[L]``: train indices in the order they were
       labeled (the initial pool first, then each query).
-    oracle_labels: int32 with shape ``[L]``: the label the oracle returned for
-      each entry of ``labeled`` (possibly wrong, under label noise).
+    oracle_labels: the label the oracle returned for each entry of
+      ``labeled`` (possibly wrong, under label noise): int32 ``[L]`` classes,
+      or uint8 ``[L, H, W]`` masks for segmentation (`jal.task.SegmentationTask`).
     excluded: int64 with shape ``[E]``: train indices taken out of the pool
       unlabeled, in the order they were taken out (images a person skipped
       as unusable, `jal.human`); neither labeled nor ever queried again.
@@ -84,13 +85,21 @@ class Pool:
     return out
 
   def add(self, query: np.ndarray, labels: np.ndarray) -> 'Pool':
-    """Returns the pool with ``query`` labeled as ``labels`` (appended in order)."""
+    """Returns the pool with ``query`` labeled as ``labels`` (appended in order).
+
+    ``labels``: int ``[n]`` classes, or uint8 ``[n, H, W]`` masks like the pool's.
+    """
     query = np.asarray(query, np.int64)
-    labels = np.asarray(labels, np.int32)
-    if query.shape != labels.shape:
+    labels = np.asarray(labels)
+    labels = labels.astype(np.int32 if labels.ndim <= 1 else np.uint8, copy=False)
+    if query.shape != labels.shape[:1]:
       raise ValueError(f'{query.shape[0]} queried indices but {labels.shape[0]} labels')
+    if self.oracle_labels.size == 0 and self.oracle_labels.shape[1:] != labels.shape[1:]:
+      old = self.oracle_labels.reshape(0, *labels.shape[1:]).astype(labels.dtype)
+    else:
+      old = self.oracle_labels
     pool = Pool(self.num_train, np.concatenate([self.labeled, query]),
-                np.concatenate([self.oracle_labels, labels]), self.excluded)
+                np.concatenate([old, labels]), self.excluded)
     pool.check()
     return pool
 
@@ -111,7 +120,7 @@ class Pool:
     Raises:
       AssertionError: naming the broken invariant.
     """
-    assert self.labeled.ndim == 1 and self.labeled.shape == self.oracle_labels.shape, (
+    assert self.labeled.ndim == 1 and self.labeled.shape == self.oracle_labels.shape[:1], (
         'labeled indices and oracle labels differ in shape')
     if self.labeled.size:
       assert self.labeled.min() >= 0 and self.labeled.max() < self.num_train, (

@@ -15,6 +15,7 @@ import optax
 
 from jal.data import augment
 from jal.objectives.base import Batch, masked_mean
+from jal.objectives.classification import task_cross_entropy
 
 
 def rotation_batch(images: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -43,9 +44,7 @@ def scoring_loss(apply_fn, variables, batch: Batch, key, progress):
   x, rotation_labels = rotation_batch(batch.images)
   outputs, new_state = apply_fn(variables, x, train=True, mutable=['batch_stats'])
   rotation = rotation_loss(outputs, rotation_labels, batch.mask)
-  classification = masked_mean(
-      optax.softmax_cross_entropy_with_integer_labels(outputs['classifier'][:b], batch.labels),
-      batch.mask)
+  classification = task_cross_entropy(outputs['classifier'][:b], batch.labels, batch.mask)
   loss = classification + rotation
   return loss, (new_state['batch_stats'],
                 {'loss': loss, 'rotation_loss': rotation, 'classification_loss': classification})

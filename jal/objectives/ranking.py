@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import optax
 
 from jal.objectives.base import Batch, masked_mean
-from jal.objectives.classification import masked_accuracy
+from jal.objectives.classification import (masked_accuracy, per_example_cross_entropy,
+                                          task_cross_entropy)
 
 
 def _pairs(predicted, target, mask):
@@ -95,8 +96,8 @@ def loss_prediction_objective(apply_fn, variables, batch: Batch, key, progress, 
                                 head_args={'loss_prediction': {'stop_gradient': stop}},
                                 mutable=['batch_stats'])
   logits = outputs['classifier']
-  per_example = optax.softmax_cross_entropy_with_integer_labels(logits, batch.labels)
-  task = masked_mean(per_example, batch.mask)
+  per_example = per_example_cross_entropy(logits, batch.labels)
+  task = task_cross_entropy(logits, batch.labels, batch.mask)
   ranking = ranking_loss(outputs['loss_prediction'], per_example, batch.mask)
   total = task + weight * ranking
   accuracy = masked_accuracy(logits, batch.labels, batch.mask)

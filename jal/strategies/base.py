@@ -47,7 +47,7 @@ import numpy as np
 
 from jal import rng, selection
 from jal.data import PoolData
-from jal.errors import check_choice
+from jal.errors import JalError, check_choice
 from jal.models import MultiHeadNet, get_backbone
 from jal.objectives import LossFn
 from jal.pool import Pool
@@ -181,6 +181,9 @@ class Strategy:
   # Whether `fit` is plain `jal.train.fit` of `task_spec` (trials of a
   # comparison may then train together, vmapped).
   plain_fit = True
+  # Why the strategy does not apply to segmentation (None: it does); the
+  # one-line refusal names it.
+  not_for_segmentation: str | None = None
 
   def __init__(self, config: ml_collections.ConfigDict, data: PoolData, task: Task,
                mesh: jax.sharding.Mesh, settings: ml_collections.ConfigDict):
@@ -189,6 +192,9 @@ class Strategy:
     self.task = task
     self.mesh = mesh
     self.settings = settings
+    if task.kind == 'segmentation' and self.not_for_segmentation:
+      raise JalError(f"config.strategy.name='{config.strategy.name}' does not apply to "
+                     f'segmentation: {self.not_for_segmentation}')
     spec = self.task_spec()
     self.trainer = Trainer(spec.model, spec.loss, config.train, data.spec, mesh,
                            freeze_after=spec.freeze_after, views=spec.views)
@@ -249,14 +255,23 @@ class Strategy:
 
 
 class ScoreStrategy(Strategy):
-  """Queries the candidates with the highest `score` of the task model's outputs."""
+  """Queries the candidates with the highest `score` of the task model's outputs.
+
+  On segmentation a score per pixel ``[B, H, W]`` becomes one per image by
+  the task's reduction (`jal.task.Task.per_image`: the mean by default).
+  """
 
   def score(self, outputs: dict[str, jax.Array]) -> jax.Array:
-    """float32 ``[B]`` scores of a batch's outputs, traced inside the compiled pass."""
+    """float32 ``[B]`` (or per pixel ``[B, H, W]``) scores of a batch's outputs,
+    traced inside the compiled pass."""
     raise NotImplementedError
 
+  def image_score(self, outputs: dict[str, jax.Array]) -> jax.Array:
+    """float32 ``[B]``: `score` reduced per image (a stable function: compiled once)."""
+    return self.task.per_image(self.score(outputs))
+
   def query(self, ctx: RoundContext, budget: int) -> np.ndarray:
-    scores = np.asarray(ctx.task.predict(ctx.images, ctx.candidates, self.score))
+    scores = np.asarray(ctx.task.predict(ctx.images, ctx.candidates, self.image_score))
     query = selection.top_k(scores, ctx.candidates, budget)
     ctx.scores = scores[np.searchsorted(ctx.candidates, query)]  # candidates are sorted
     return query

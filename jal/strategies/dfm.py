@@ -28,6 +28,8 @@ def default_config() -> ml_collections.ConfigDict:
 class Strategy(base.Strategy):
   """Queries the candidates farthest from their predicted class's PCA subspace."""
 
+  not_for_segmentation = 'it fits a feature subspace per image class'
+
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     if self.settings.components < 1:

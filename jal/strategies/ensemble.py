@@ -50,6 +50,9 @@ def default_config() -> ml_collections.ConfigDict:
 class Strategy(base.Strategy):
   """Queries the highest ``score`` of an ensemble of M task models."""
 
+  not_for_segmentation = ('its members predict one class per image ([B, M, K]); no paper '
+                          'has it on segmentation')
+
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     self.check_choice('score', SCORES)

@@ -21,5 +21,8 @@ from jal.strategies._features import feature_similarity_query
 class Strategy(base.Strategy):
   """Queries the least similar candidates of each predicted class (Eq. 2)."""
 
+  not_for_segmentation = ('it compares an image with the labeled images of its '
+                          'predicted class')
+
   def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
     return feature_similarity_query(ctx, budget, self.task.num_classes)

@@ -32,6 +32,13 @@ Each round has the paper's three algorithms:
   Fig. 5 use D alone (``'discriminator'``) or the entropy alone
   (``'entropy'``).
 
+Segmentation (Sec. 3.2): C is the same prototypes as 1x1 convolution
+filters on F's ℓ2-normalised ``d x h x w`` tensor, upsampled to the image
+(`jal.models.CosineClassifier` with ``per_pixel``); the cross-entropy is
+over non-void pixels, the entropy of Eq. 2 and of the query the pixel
+average; D is a small CNN (`jal.models.ConvDiscriminator`) on the
+ℓ2-normalised tensor (per pixel) instead of the MLP on the pooled vector.
+
 D reads F's pooled features ℓ2-normalised (Eq. 3 is garbled in the text; it
 shows the normalised features, and the ``1 / T`` next to them only rescales
 D's first layer). The diagnostics of the game (cross-entropy, entropy, D's
@@ -47,17 +54,17 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from flax import struct
 
 from jal import rng, selection, sharding
 from jal.acquisition import uncertainty
 from jal.data import augment
 from jal.errors import JalError
-from jal.models import CosineClassifier, MLPDiscriminator, MultiHeadNet
+from jal.models import (ConvDiscriminator, CosineClassifier, MLPDiscriminator, MultiHeadNet,
+                        SpatialFeatures)
 from jal.models.layers import l2_normalize
-from jal.objectives import adversarial, masked_mean
-from jal.objectives.classification import masked_accuracy
+from jal.objectives import adversarial
+from jal.objectives.classification import masked_accuracy, task_cross_entropy
 from jal.strategies import base
 from jal.strategies._discriminator import discriminator_step
 from jal.train import JointTrainer, TrainState, apply_gradients, epoch_schedule, fit, init_state
@@ -72,9 +79,12 @@ def default_config() -> ml_collections.ConfigDict:
 
   Keys:
     temperature: T of the cosine classifier (MME's 0.05).
-    classifier_hidden: units of C's hidden layer (256: App. B's parameter count).
+    classifier_hidden: units of C's hidden layer (256: App. B's parameter
+      count); none for segmentation (Sec. 3.2).
     entropy_weight: lambda of the gradient reversal (MME's 0.1).
     discriminator_width: units of D's two hidden layers (512).
+    conv_discriminator_width: channels of the first convolution of D for
+      segmentation (`jal.models.ConvDiscriminator`; not given: 64).
     train: how F and C learn in Algorithm 1 (Adam 5e-4, 100 epochs, batch 128).
     discriminator_train: D's optimiser (Adam 5e-4), over Algorithm 1's epochs.
     selection: ``'both'`` (Algorithm 2), ``'discriminator'`` or ``'entropy'``
@@ -84,6 +94,7 @@ def default_config() -> ml_collections.ConfigDict:
   """
   return ml_collections.ConfigDict(dict(
       temperature=0.05, classifier_hidden=256, entropy_weight=0.1, discriminator_width=512,
+      conv_discriminator_width=64,
       train=train_config(optimizer='adam', learning_rate=5e-4, weight_decay=0.0, momentum=0.0,
                          epochs=100, batch_size=128),
       discriminator_train=optimizer_config('adam', 5e-4), selection='both',
@@ -105,7 +116,10 @@ class Strategy(base.Strategy):
     super().__init__(*args, **kwargs)
     cfg = self.settings
     self.check_choice('selection', SELECTIONS)
-    self.discriminator = MLPDiscriminator(cfg.discriminator_width)
+    self.segmentation = self.task.kind == 'segmentation'
+    # D reads what `_latent` returns: the pooled vector, or the d x h x w tensor.
+    self.discriminator = (ConvDiscriminator(cfg.conv_discriminator_width) if self.segmentation
+                          else MLPDiscriminator(cfg.discriminator_width))
     self.network_tx = optim.make_optimizer(cfg.train)
     self.discriminator_tx = optim.make_optimizer(cfg.discriminator_train)
     self._init = jax.jit(self._init_impl, out_shardings=sharding.replicated(self.mesh))
@@ -118,10 +132,24 @@ class Strategy(base.Strategy):
     if cfg.temperature <= 0 or cfg.entropy_weight < 0:
       raise JalError(f'mal: config.strategy.mal.temperature={cfg.temperature} must be positive '
                      f'and entropy_weight={cfg.entropy_weight} non-negative')
+    segmentation = self.task.kind == 'segmentation'
+    # Sec. 3.2 puts the prototypes on F's tensor itself: no hidden layer there.
     classifier = CosineClassifier(self.task.num_classes, cfg.temperature,
-                                  hidden=cfg.classifier_hidden)
-    return base.TaskSpec(MultiHeadNet(self.backbone(), {'classifier': classifier}),
-                         self.task.loss)
+                                  hidden=None if segmentation else cfg.classifier_hidden,
+                                  per_pixel=segmentation)
+    heads = {'classifier': classifier}
+    if segmentation:
+      heads['spatial'] = SpatialFeatures()
+    return base.TaskSpec(MultiHeadNet(self.backbone(), heads), self.task.loss)
+
+  def _latent(self, outputs):
+    """What D reads: F's ℓ2-normalised features, pooled ``[B, D]`` or per pixel ``[B, h, w, d]``."""
+    return l2_normalize(outputs['spatial'] if self.segmentation else outputs['features'])
+
+  @staticmethod
+  def _entropy(logits):
+    """Eq. 2's mean entropy of C on a batch, over its pixels for segmentation."""
+    return adversarial.minimax_entropy(logits.reshape(-1, logits.shape[-1]))
 
   # -- Algorithm 1: one iteration ---------------------------------------------------
 
@@ -129,8 +157,8 @@ class Strategy(base.Strategy):
     cfg = self.settings
     trainer = self.trainer
     key_l, key_u = jax.random.split(key)
-    x_l, x_u = trainer.prepare(key_l, images, idx_l), trainer.prepare(key_u, images, idx_u)
-    y_l = labels[idx_l]
+    (x_l, y_l), x_u = (trainer.prepare_labeled(key_l, images, labels, idx_l),
+                       trainer.prepare(key_u, images, idx_u))
     apply = trainer.model.apply
     lr = schedule['learning_rate']
 
@@ -138,9 +166,9 @@ class Strategy(base.Strategy):
       outputs, updates = apply({'params': params, 'batch_stats': state.network.batch_stats}, x_l,
                                train=True, mutable=['batch_stats'])
       logits = outputs['classifier']
-      loss = masked_mean(optax.softmax_cross_entropy_with_integer_labels(logits, y_l), mask_l)
+      loss = task_cross_entropy(logits, y_l, mask_l)
       accuracy = masked_accuracy(logits, y_l, mask_l)
-      return loss, (updates['batch_stats'], outputs['features'], accuracy)
+      return loss, (updates['batch_stats'], self._latent(outputs), accuracy)
 
     (ce, (stats, features_l, accuracy)), grads = jax.value_and_grad(
         cross_entropy, has_aux=True)(state.network.params)
@@ -151,8 +179,8 @@ class Strategy(base.Strategy):
           {'params': params, 'batch_stats': network.batch_stats}, x_u, train=True,
           head_args={'classifier': {'reverse_gradient': cfg.entropy_weight}},
           mutable=['batch_stats'])
-      entropy = adversarial.minimax_entropy(outputs['classifier'])
-      return -entropy, (updates['batch_stats'], outputs['features'], entropy)
+      entropy = self._entropy(outputs['classifier'])
+      return -entropy, (updates['batch_stats'], self._latent(outputs), entropy)
 
     (_, (stats, features_u, entropy)), grads = jax.value_and_grad(
         negated_entropy, has_aux=True)(network.params)
@@ -161,7 +189,7 @@ class Strategy(base.Strategy):
     # Eq. 3: D on F's normalised features of both batches; F gets no gradient.
     discriminator, d_metrics = discriminator_step(
         self.discriminator.apply, self.discriminator_tx, state.discriminator,
-        (l2_normalize(features_l),), (l2_normalize(features_u),), mask_l, jnp.ones_like(mask_l),
+        (features_l,), (features_u,), mask_l, jnp.ones_like(mask_l),
         schedule['discriminator_learning_rate'])
     metrics = {'loss': ce, 'accuracy': accuracy, 'entropy': entropy, **d_metrics}
     return MALState(network, discriminator), metrics
@@ -171,8 +199,8 @@ class Strategy(base.Strategy):
     model = self.trainer.model
     x = jnp.zeros((1, *self.data.spec.shape), jnp.float32)
     network = model.init({'params': network_key}, x, train=False)
-    width = jax.eval_shape(lambda: model.apply(network, x, train=False))['features']
-    d = self.discriminator.init({'params': d_key}, jnp.zeros(width.shape, jnp.float32))
+    latent = jax.eval_shape(lambda: self._latent(model.apply(network, x, train=False)))
+    d = self.discriminator.init({'params': d_key}, jnp.zeros(latent.shape, jnp.float32))
     return MALState(init_state(self.network_tx, network), init_state(self.discriminator_tx, d))
 
   def _schedule(self, epoch: int) -> dict[str, np.float32]:
@@ -217,9 +245,8 @@ class Strategy(base.Strategy):
       outputs, _ = model.apply(networks['network'], x, train=True, mutable=['batch_stats'])
     else:
       outputs = model.apply(networks['network'], x, train=False)
-    features = l2_normalize(outputs['features'])
-    return (self.discriminator.apply(networks['discriminator'], features),
-            uncertainty.entropy(outputs['classifier']))
+    return (self.discriminator.apply(networks['discriminator'], self._latent(outputs)),
+            self.task.per_image(uncertainty.entropy(outputs['classifier'])))
 
   def scores(self, ctx: base.RoundContext, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(D logits, C entropies)``, float32 ``[n]`` each, on ``images[indices]``."""

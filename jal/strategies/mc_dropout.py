@@ -28,6 +28,10 @@ The placement of the dropout (``last_layer``):
 ``bald``, ``dbal``, ``bald_last_layer`` and ``dbal_last_layer`` are the four
 combinations by name (`ALIASES`).
 
+Segmentation: the score of each pixel from its ``T`` samples, reduced per
+image by the task (`jal.task.Task.per_image`; the mean by default), the
+dropout in the backbone (the last-layer variants do not apply).
+
 Evaluation. With dropout in the backbone, the task model is evaluated by its
 MC predictive distribution, ``(1/T) sum_t p_t`` over T passes (the SCAL paper
 credits BALD's low calibration error to these passes, Sec. 4).
@@ -111,15 +115,30 @@ def mc_logits_last_layer(model, variables, x: jax.Array, keys: jax.Array) -> jax
   return jnp.swapaxes(jax.vmap(one_pass)(keys), 0, 1)
 
 
-def _score_chunk(model, mean, std, num_samples, sample_fn, score_fn, variables, images, key,
-                 idx):
-  """Scores of the chunk ``images[idx]``: ``score_fn`` of ``T`` sampled logits.
+def per_pixel(score_fn, logits: jax.Array) -> jax.Array:
+  """``score_fn`` of ``T`` samples ``[B, T, C]``, applied to each pixel of ``[B, T, H, W, C]``.
+
+  Returns ``[B, H, W, ...]`` (the score's trailing axes); for ``[B, T, C]``
+  logits, ``score_fn(logits)``.
+  """
+  if logits.ndim == 3:
+    return score_fn(logits)
+  b, t, k = logits.shape[0], logits.shape[1], logits.shape[-1]
+  spatial = logits.shape[2:-1]
+  out = score_fn(jnp.moveaxis(logits, 1, -2).reshape(-1, t, k))
+  return out.reshape(b, *spatial, *out.shape[1:])
+
+
+def _score_chunk(model, mean, std, num_samples, sample_fn, score_fn, reduce_fn, variables, images,
+                 key, idx):
+  """Scores of the chunk ``images[idx]``: ``score_fn`` of ``T`` sampled logits (per pixel
+  for segmentation, then ``reduce_fn``).
 
   The chunk's keys fold in its first index, so chunks draw different masks.
   """
   x = augment.normalize(images[idx], mean, std)
   keys = jax.random.split(jax.random.fold_in(key, idx[0]), num_samples)
-  return score_fn(sample_fn(model, variables, x, keys))
+  return reduce_fn(per_pixel(score_fn, sample_fn(model, variables, x, keys)))
 
 
 class Strategy(base.Strategy):
@@ -132,11 +151,13 @@ class Strategy(base.Strategy):
     sharding.check_batch_size(cfg.mc_batch_size, self.mesh,
                               'config.strategy.mc_dropout.mc_batch_size')
     model, spec = self.trainer.model, self.data.spec
-    compile_chunks = lambda sample_fn, score_fn: jax.jit(functools.partial(
-        _score_chunk, model, spec.mean, spec.std, cfg.num_mc_samples, sample_fn, score_fn))
+    compile_chunks = lambda sample_fn, score_fn, reduce_fn: jax.jit(functools.partial(
+        _score_chunk, model, spec.mean, spec.std, cfg.num_mc_samples, sample_fn, score_fn,
+        reduce_fn))
     sample_fn = mc_logits_last_layer if cfg.last_layer else mc_logits
-    self._scores = compile_chunks(sample_fn, SCORES[cfg.score])
-    self._predictive = compile_chunks(mc_logits, uncertainty.log_mean_probabilities)
+    self._scores = compile_chunks(sample_fn, SCORES[cfg.score], self.task.per_image)
+    self._predictive = compile_chunks(mc_logits, uncertainty.log_mean_probabilities,
+                                      lambda x: x)
 
   def task_spec(self) -> base.TaskSpec:
     cfg = self.settings
@@ -145,6 +166,10 @@ class Strategy(base.Strategy):
                      f'{cfg.dropout_rate} must be in (0, 1), num_mc_samples='
                      f'{cfg.num_mc_samples} at least 2 and mc_batch_size={cfg.mc_batch_size} '
                      'at least 1')
+    if cfg.last_layer and self.task.kind == 'segmentation':
+      raise JalError(f'{self.config.strategy.name}: the last-layer variant samples dropout on '
+                     'the pooled features, which a per-pixel head does not read; use bald or '
+                     'dbal on segmentation')
     if cfg.last_layer:
       model = MultiHeadNet(self.backbone(), {'classifier': ClassifierHead(
           self.task.num_classes, dropout_rate=cfg.dropout_rate)})

@@ -15,6 +15,11 @@ over from one sub-query to the next (``phi' = phi`` once, before the loop).
 
 Ranking: the highest S is queried (see `jal.acquisition.pretext`).
 
+Segmentation (Sec. 3.2, Table 2): the classification head is the task's
+per-pixel head on the scoring backbone, S_C is computed per pixel and
+averaged per image, and the rotation pretext task is on the whole image
+(square images: a 90-degree rotation must keep the shape).
+
 What ``g'`` is, is ambiguous in the paper: Algorithm 1 updates all of ``phi``
 (for a shared backbone: the backbone and the rotation head), while the
 introduction says "we tune only the self-supervision head". jal defaults to
@@ -35,7 +40,7 @@ from jal import pool as pool_lib, selection
 from jal.acquisition import pretext as pretext_scores
 from jal.data import augment
 from jal.errors import JalError
-from jal.models import ClassifierHead, MultiHeadNet, RotationHead, get_backbone
+from jal.models import MultiHeadNet, RotationHead, get_backbone
 from jal.objectives import pretext
 from jal.strategies import base
 from jal.train import Trainer, fit, inference
@@ -65,7 +70,7 @@ def default_config() -> ml_collections.ConfigDict:
       finetune=train_config(learning_rate=0.01, epochs=5, lr_schedule='constant')))
 
 
-def score_batch(model, mean, std, variables, images, idx):
+def score_batch(model, mean, std, per_image, variables, images, idx):
   """``(S_S, S_C)`` of a batch, its four rotations scored in one forward pass.
 
   The rotations ``[4, B, ...]`` are folded into one batch of ``4B`` for the
@@ -76,6 +81,8 @@ def score_batch(model, mean, std, variables, images, idx):
   Args:
     model: the scoring network (``'rotation'`` and ``'classifier'`` heads).
     mean, std: normalisation, float32 ``[C]``.
+    per_image: the task's reduction of per-pixel scores (`jal.task.Task.per_image`):
+      segmentation's S_C is computed per pixel and averaged (Sec. 3.2).
     variables: the network's variables.
     images: uint8 ``[N, H, W, C]`` on the device.
     idx: int32 ``[B]``.
@@ -89,7 +96,7 @@ def score_batch(model, mean, std, variables, images, idx):
   outputs = model.apply(variables, x, train=False)
   rotation_logits = outputs['rotation'].reshape(4, b, 4)
   return (pretext_scores.self_supervision_score(rotation_logits),
-          pretext_scores.classification_score(outputs['classifier'][:b]))
+          per_image(pretext_scores.classification_score(outputs['classifier'][:b])))
 
 
 def subquery_sizes(budget: int, num_subqueries: int) -> list[int]:
@@ -108,7 +115,11 @@ class Strategy(base.Strategy):
     spec = self.data.spec
     backbone = get_backbone(cfg.scoring_model.name, width=cfg.scoring_model.get('width'),
                             dtype=cfg.scoring_model.get('dtype', 'float32'))
-    self.model = MultiHeadNet(backbone, {'classifier': ClassifierHead(self.task.num_classes),
+    if self.task.kind == 'segmentation' and spec.shape[0] != spec.shape[1]:
+      raise JalError(f'pal: the rotation pretext task needs square images, these are '
+                     f'{spec.shape[0]}x{spec.shape[1]}; set config.dataset.image_size to a square '
+                     '(MAL resizes BDD100K to 224x224 the same way)')
+    self.model = MultiHeadNet(backbone, {'classifier': self.task.head(cfg.scoring_model.name),
                                          'rotation': RotationHead()})
     self.scorer = Trainer(self.model, pretext.scoring_loss, cfg.scoring_train, spec, self.mesh)
     scope = cfg.finetune_scope
@@ -120,7 +131,8 @@ class Strategy(base.Strategy):
     else:  # 'head': the rotation head only
       self.finetuner = Trainer(self.model, pretext.pretext_loss_frozen_backbone, cfg.finetune,
                                spec, self.mesh, trainable=lambda name: name == 'heads_rotation')
-    self.score_batch = jax.jit(functools.partial(score_batch, self.model, spec.mean, spec.std))
+    self.score_batch = jax.jit(functools.partial(score_batch, self.model, spec.mean, spec.std,
+                                                 self.task.per_image))
     self.score_batch_size = self.config.eval_batch_size
 
   def _check_subqueries(self, k) -> None:

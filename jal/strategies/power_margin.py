@@ -42,8 +42,9 @@ class Strategy(base.Strategy):
                      'non-negative (1 in Kirsch et al.; 0 samples uniformly)')
 
   def score(self, outputs):
-    """``1 - (p_(1) - p_(2))``, float32 ``[B]`` in ``[0, 1]``."""
-    return 1.0 + uncertainty.margin(outputs['classifier'])
+    """``1 - (p_(1) - p_(2))``, float32 ``[B]`` in ``[0, 1]`` (segmentation: per pixel,
+    reduced per image by the task)."""
+    return self.task.per_image(1.0 + uncertainty.margin(outputs['classifier']))
 
   def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
     scores = ctx.task.predict(ctx.images, ctx.candidates, self.score)

@@ -60,6 +60,8 @@ def _only_the_classifier(name: str) -> bool:
 class Strategy(base.Strategy):
   """Supervised contrastive training, then a linear classifier; FeatureSim's query."""
 
+  not_for_segmentation = 'its supervised contrastive loss pairs images by their one class'
+
   plain_fit = False
 
   def __init__(self, *args, **kwargs):

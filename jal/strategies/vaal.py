@@ -199,7 +199,7 @@ class Strategy(base.Strategy):
     trainer = self.trainer
     keys = jax.random.split(key, 6)
     b = idx_l.shape[0]
-    x_l = trainer.prepare(keys[0], images, idx_l)
+    x_l, y_l = trainer.prepare_labeled(keys[0], images, labels, idx_l)
     x_u = trainer.prepare(keys[1], images, idx_u)
     mask_u = jnp.ones_like(mask_l)
     r = self.rank(state.task.variables, jnp.concatenate([x_l, x_u]))
@@ -209,7 +209,7 @@ class Strategy(base.Strategy):
     r_l, r_u = _split(r, b) if r is not None else (None, None)
 
     # 1. The task learner (and the ranker, until it is frozen).
-    task, metrics = trainer.update(state.task, Batch(x_l, labels[idx_l], mask_l), schedule,
+    task, metrics = trainer.update(state.task, Batch(x_l, y_l, mask_l), schedule,
                                    keys[3])
 
     # 2. The VAE: L_trans + lambda L_adv (Eqs. 4-5), D's parameters held fixed.

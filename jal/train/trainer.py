@@ -132,6 +132,25 @@ class Trainer:
                         flip=self.spec.flip and self.train_config.get('flip', True))
     return augment.normalize(x, self.spec.mean, self.spec.std)
 
+  def prepare_labeled(self, key: jax.Array, images: jax.Array, labels: jax.Array,
+                      idx: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The training input and its labels: `prepare`'s images and ``labels[idx]``.
+
+    For masks (``labels`` uint8 ``[N, H, W]``) the image and its mask get the
+    same crop and flip (`jal.data.augment.augment_with_masks`; padding and
+    void are `jal.segmentation_metrics.IGNORE`), so pixels and labels stay
+    aligned.
+
+    Returns:
+      float32 ``[B, H, W, C]`` and ``labels[idx]`` (augmented when masks).
+    """
+    if labels.ndim == 1:
+      return self.prepare(key, images, idx), labels[idx]
+    x, y = augment.augment_with_masks(
+        key, images[idx], labels[idx], crop_pad=self.train_config.get('crop_pad', 0),
+        flip=self.spec.flip and self.train_config.get('flip', True))
+    return augment.normalize(x, self.spec.mean, self.spec.std), y
+
   def update(self, state: TrainState, batch: Batch, schedule: dict[str, jax.Array],
              key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimiser step on the loss of a prepared batch (traced inside a compiled step).
@@ -181,11 +200,12 @@ class Trainer:
     ((idx, mask),) = batches
     aug_key, loss_key = jax.random.split(jax.random.fold_in(key, state.step))
     if self.views == 1:
-      x, y, m = self.prepare(aug_key, images, idx), labels[idx], mask
+      (x, y), m = self.prepare_labeled(aug_key, images, labels, idx), mask
     else:
-      x = jnp.concatenate([self.prepare(k, images, idx)
-                           for k in jax.random.split(aug_key, self.views)])
-      y, m = jnp.tile(labels[idx], self.views), jnp.tile(mask, self.views)
+      views = [self.prepare_labeled(k, images, labels, idx)
+               for k in jax.random.split(aug_key, self.views)]
+      x, y = (jnp.concatenate(parts) for parts in zip(*views))
+      m = jnp.tile(mask, self.views)
     return self.update(state, Batch(images=x, labels=y, mask=m), schedule, loss_key)
 
   # -- inference ------------------------------------------------------------------

@@ -95,7 +95,7 @@ def scoring_setup():
 def test_score_batch_matches_loop_over_rotations(scoring_setup):
   model, images, variables = scoring_setup
   fn = jax.jit(lambda v, im, idx: score_batch(model, jnp.asarray(_MEAN), jnp.asarray(_STD),
-                                              v, im, idx))
+                                              lambda s: s, v, im, idx))
   idx = np.array([4, 1, 5, 1], np.int32)  # out of order, with a repeat
   s_s, s_c = fn(variables, jnp.asarray(images), jnp.asarray(idx))
   chex.assert_shape(s_s, (4,))
@@ -134,7 +134,7 @@ def test_score_batch_rotation_order_matters(scoring_setup):
                                 ['rotation']) for i in range(4)])
   swapped = logits[[0, 3, 2, 1]]
   s_s, _ = jax.jit(lambda v, im, idx: score_batch(model, jnp.asarray(_MEAN), jnp.asarray(_STD),
-                                                  v, im, idx))(
+                                                  lambda s: s, v, im, idx))(
       variables, jnp.asarray(images), jnp.arange(3, dtype=jnp.int32))
   chex.assert_trees_all_close(s_s, _ref_s_s(logits).astype(np.float32), atol=1e-4)
   assert not np.allclose(_ref_s_s(swapped), _ref_s_s(logits), atol=1e-4)

@@ -217,8 +217,9 @@ def summarize(records: dict[str, dict[int, list[dict]]]) -> dict:
     records: ``records[strategy][seed]``, each a list of round records.
 
   Returns:
-    ``{strategy: {...}}`` with ``seeds``; ``num_labeled`` ``[R]``;
-    ``accuracy_mean``, ``accuracy_std`` ``[R]``; ``auc`` (per seed, in seed
+    ``{strategy: {...}}`` with ``seeds``; ``metric``: the records' headline
+    (``'test_accuracy'``, or ``'test_miou'`` for segmentation); ``num_labeled``
+    ``[R]``; ``accuracy_mean``, ``accuracy_std`` ``[R]``: that metric's; ``auc`` (per seed, in seed
     order), ``auc_mean``, ``auc_std`` (`area_under_curve`); and
     ``query_class_counts_mean`` ``[K]``: the true classes of everything the
     strategy queried (all rounds), averaged over seeds. Lists of floats.
@@ -234,12 +235,14 @@ def summarize(records: dict[str, dict[int, list[dict]]]) -> dict:
     if not (labels == labels[0]).all():
       raise JalError(f'{strategy}: the seeds labeled different numbers per round '
                      f'({labels.tolist()}); were they run with different configs?')
-    accuracy = np.array([[r['test_accuracy'] for r in by_seed[s][:rounds]] for s in seeds])
+    key = results.headline(by_seed[seeds[0]][0])
+    accuracy = np.array([[r[key] for r in by_seed[s][:rounds]] for s in seeds])
     auc = np.array([area_under_curve(labels[0], a) for a in accuracy])
     counts = np.array([np.sum([r['query_class_counts'] for r in by_seed[s][:rounds]], axis=0)
                        for s in seeds], np.float64)
     out[strategy] = {
         'seeds': seeds,
+        'metric': key,
         'num_labeled': labels[0].tolist(),
         'accuracy_mean': accuracy.mean(axis=0).tolist(),
         'accuracy_std': _std(accuracy).tolist(),
@@ -288,11 +291,13 @@ def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int])
   title = f"{first['dataset']}: {len(seeds)} seeds"
   with open(os.path.join(workdir, SUMMARY_JSON), 'w') as f:
     json.dump(summary, f, indent=1, sort_keys=True)
+  name = results.METRIC_NAMES.get(results.headline(first), results.headline(first))
   with open(os.path.join(workdir, SUMMARY_TABLE), 'w') as f:
-    f.write(f'# {title}\n\nTest accuracy (%), mean ± std over seeds; AUC: area under the '
-            'accuracy-vs-labels curve over its range.\n\n' + summary_table(summary))
+    f.write(f'# {title}\n\n{name[0].upper()}{name[1:]} (%), mean ± std over seeds; AUC: area '
+            f'under the {name}-vs-labels curve over its range.\n\n' + summary_table(summary))
   results.plot_comparison(summary, os.path.join(workdir, ACCURACY_PLOT), title)
+  unit = 'pixels' if results.headline(first) == 'test_miou' else 'examples'
   results.plot_class_counts(summary, os.path.join(workdir, CLASS_COUNTS_PLOT),
-                            f"{first['dataset']}: queried examples per true class "
+                            f"{first['dataset']}: queried {unit} per true class "
                             '(all rounds, mean over seeds)')
   return summary

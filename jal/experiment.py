@@ -65,8 +65,18 @@ def load_data(config: ml_collections.ConfigDict, project: project_lib.Project | 
   cfg, evaluation = config.dataset, config.evaluation
   if cfg.name == 'project':
     return _project_data(config, project), {}
+  if cfg.name in data.SEGMENTATION:
+    unsupported = [key for key, value in (
+        ('dataset.imbalance.kind', cfg.imbalance.kind),
+        ('evaluation.ood_dataset', evaluation.ood_dataset),
+        ('evaluation.ood_classes', evaluation.ood_classes),
+        ('evaluation.blur_severity', evaluation.blur_severity)) if value]
+    if unsupported:
+      raise JalError(f'config.{unsupported[0]} is defined for classification (a class per '
+                     f'image); unset it for the segmentation dataset {cfg.name!r}')
   dataset = data.load(cfg.name, image_size=cfg.get('image_size'), path=cfg.get('path'),
-                      split_seed=cfg.get('split_seed', 0))
+                      split_seed=cfg.get('split_seed', 0), classes=cfg.get('classes'),
+                      manual_dir=cfg.get('manual_dir'))
   if cfg.imbalance.kind is not None:
     # Drawn per seed: each trial has its own imbalanced split (MAL, Sec. 4.1).
     params = {k: v for k, v in cfg.imbalance.items() if k != 'kind'}
@@ -113,15 +123,18 @@ def _project_data(config: ml_collections.ConfigDict,
 
 def initial_state(config: ml_collections.ConfigDict, pool_data: data.PoolData,
                   oracle: oracle_lib.Oracle, initial_size: int,
-                  mesh: jax.sharding.Mesh | None = None) -> checkpoint.RunState:
+                  mesh: jax.sharding.Mesh | None = None,
+                  task: Task | None = None) -> checkpoint.RunState:
   """Round 0's pool, labeled by the oracle.
 
   Chosen by ``config.initial_pool.name`` (`jal.initial_pools`: random, or
   from a self-supervised model trained on the whole pool), seeded by
   ``config.seed`` alone, so every strategy of a trial starts from the same
   pool. Only examples outside ``config.initial_pool.exclude_classes`` (by the
-  oracle's ground truth: PAL's biased-pool scenario) are eligible.
-  ``mesh``: where the self-supervised model trains (None: every device).
+  oracle's ground truth: PAL's biased-pool scenario; for segmentation, the
+  images with no pixel of those classes, `jal.task.Task.contains`) are
+  eligible. ``mesh``: where the self-supervised model trains (None: every
+  device); ``task``: the task (None: classification).
   """
   everything = np.arange(pool_data.num_train)
   empty = pool_lib.Pool(pool_data.num_train, np.zeros(0, np.int64), np.zeros(0, np.int32))
@@ -130,7 +143,9 @@ def initial_state(config: ml_collections.ConfigDict, pool_data: data.PoolData,
     if known.size:  # the labeling project's labeled/ images are round 0's pool
       return checkpoint.RunState(0, empty.add(known, oracle.true_labels(known)), [])
   exclude = np.asarray(tuple(config.initial_pool.exclude_classes), np.int64)
-  eligible = everything[~np.isin(oracle.true_labels(everything), exclude)]
+  holds = (task.contains if task is not None else np.isin)(oracle.true_labels(everything),
+                                                           exclude)
+  eligible = everything[~holds]
   indices = initial_pools.select_initial_pool(config, pool_data, mesh or sharding.make_mesh(),
                                               initial_size, eligible)
   if oracle.asks_a_person:  # round 0's pool is a query to the person
@@ -225,7 +240,10 @@ def build(config: ml_collections.ConfigDict) -> Parts:
   dataset, evaluation_sets = load_data(config, project)
   initial_size, budget = checks.check_config(config, dataset)
   mesh = sharding.make_mesh()
-  task = make_task(dataset.class_names)
+  task = make_task(dataset.class_names, dataset.train_labels, config)
+  if task.kind == 'segmentation' and config.oracle.get('name', 'simulated') == 'human':
+    raise JalError("config.oracle.name='human' answers one class per image; a person's masks "
+                   'are not yet imported into a segmentation run: use the simulated oracle')
   oracle = oracle_lib.make_oracle(config, dataset.train_labels, dataset.num_classes)
   pool_data = dataset.pool_data()
   strategy = strategies.build(config, pool_data, task, mesh)
@@ -290,7 +308,7 @@ def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
     ckpt = checkpoint.Checkpointer(os.path.join(workdir, workdir_lib.CHECKPOINTS),
                                    workdir_lib.fingerprint(config))
     state = restore(ckpt, inspection, recover) or initial_state(
-        config, parts.pool_data, parts.oracle, parts.initial_size, parts.mesh)
+        config, parts.pool_data, parts.oracle, parts.initial_size, parts.mesh, parts.task)
     if parts.oracle.asks_a_person:
       state = human_session.open_answers(config, workdir, ckpt, parts.project, parts.oracle,
                                          state, labels)
@@ -410,7 +428,7 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
     metrics = task.evaluate(predict, experiment.test_images, experiment.dataset.test_labels,
                             experiment.evaluation_sets, config)
   else:  # a labeling project without test/: no test metrics, and the record says so
-    metrics = {'test_accuracy': None, 'test_split': 'none (the labeling project has no test/)'}
+    metrics = {task.metric: None, 'test_split': 'none (the labeling project has no test/)'}
 
   # Query, and have the oracle label the query.
   query = np.zeros(0, np.int64)
@@ -460,9 +478,11 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
       'dataset': experiment.dataset.name,
       'seed': config.seed,
   }
-  accuracy = record['test_accuracy']
-  print(f"round {round_}: {record['num_labeled']} labeled, test accuracy "
-        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, train {train_seconds:.1f}s, "
+  if task.metric != 'test_accuracy':  # the headline metric of the plots and tables
+    record['metric'] = task.metric
+  value = record[task.metric]
+  print(f"round {round_}: {record['num_labeled']} labeled, {task.metric_name} "
+        f"{'n/a' if value is None else f'{value:.4f}'}, train {train_seconds:.1f}s, "
         f'query {query_seconds:.1f}s', flush=True)
   # Kept to warm-start the next round, or for `jal.predict` when a person labels.
   keep = not config.retrain_from_scratch or experiment.oracle.asks_a_person

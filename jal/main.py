@@ -72,9 +72,11 @@ def main(argv):
                            command=continue_command(sys.argv))
   last = records[-1] if records else None
   if last and len(records) == config.num_rounds:
-    accuracy = last['test_accuracy']
+    from jal import results  # pylint: disable=g-import-not-at-top
+    key = results.headline(last)
+    value = last[key]
     print(f"done: {len(records)} rounds in {workdir}; last round {last['num_labeled']} labeled, "
-          f"test accuracy {'n/a' if accuracy is None else f'{accuracy:.4f}'}")
+          f"{results.METRIC_NAMES.get(key, key)} {'n/a' if value is None else f'{value:.4f}'}")
 
 
 if __name__ == '__main__':

@@ -41,8 +41,19 @@ def write_jsonl(records: list[dict], path: str) -> None:
   _atomic_write(path, write)
 
 
+# How plots and tables name a record's headline metric (`headline`).
+METRIC_NAMES = {'test_accuracy': 'test accuracy', 'test_miou': 'test mIoU'}
+
+
+def headline(record: dict) -> str:
+  """The key of a record's headline test metric: ``record['metric']`` (segmentation:
+  ``'test_miou'``), else ``'test_accuracy'``."""
+  return record.get('metric', 'test_accuracy')
+
+
 def plot_accuracy(records: list[dict], path: str, title: str) -> None:
-  """Test accuracy against the number of labels, one line per strategy, to PNG.
+  """The headline test metric (accuracy, or mIoU for segmentation) against the number
+  of labels, one line per strategy, to PNG.
 
   Drawn on every round: a `matplotlib.figure.Figure` with fixed margins
   (no pyplot state, no layout pass), half the time of ``tight_layout``.
@@ -51,14 +62,15 @@ def plot_accuracy(records: list[dict], path: str, title: str) -> None:
   fig.subplots_adjust(left=0.13, right=0.97, bottom=0.14, top=0.92)
   ax = fig.add_subplot()
   by_strategy: dict[str, list[dict]] = {}
+  key = headline(records[0]) if records else 'test_accuracy'
   for record in records:
-    if record.get('test_accuracy') is not None:  # None: no test split to measure on
+    if record.get(key) is not None:  # None: no test split to measure on
       by_strategy.setdefault(record['strategy'], []).append(record)
   for strategy, rows in by_strategy.items():
-    ax.plot([r['num_labeled'] for r in rows], [100 * r['test_accuracy'] for r in rows],
+    ax.plot([r['num_labeled'] for r in rows], [100 * r[key] for r in rows],
             marker='o', label=strategy)
   ax.set_xlabel('number of labeled examples')
-  ax.set_ylabel('test accuracy (%)')
+  ax.set_ylabel(f'{METRIC_NAMES.get(key, key)} (%)')
   ax.set_title(title, fontsize=9)
   ax.grid(alpha=0.3)
   if by_strategy:
@@ -83,7 +95,8 @@ def plot_comparison(summary: dict, path: str, title: str) -> None:
                     label=f"{strategy} (AUC {100 * s['auc_mean']:.1f})")
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
   ax.set_xlabel('number of labeled examples')
-  ax.set_ylabel('test accuracy (%), mean ± std')
+  key = next(iter(summary.values())).get('metric', 'test_accuracy') if summary else ''
+  ax.set_ylabel(f'{METRIC_NAMES.get(key, key)} (%), mean ± std')
   ax.set_title(title, fontsize=9)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
@@ -93,7 +106,8 @@ def plot_comparison(summary: dict, path: str, title: str) -> None:
 
 
 def plot_class_counts(summary: dict, path: str, title: str) -> None:
-  """Grouped bars: how many examples of each true class each strategy queried (PAL's Fig. 3).
+  """Grouped bars: how many examples of each true class each strategy queried (PAL's Fig. 3);
+  for segmentation the pixel area of each class (PAL's Fig. 7).
 
   ``summary`` is `jal.comparison.summarize`'s output (``query_class_counts_mean``).
   """
@@ -103,8 +117,12 @@ def plot_class_counts(summary: dict, path: str, title: str) -> None:
     counts = np.asarray(s['query_class_counts_mean'])
     ax.bar(np.arange(counts.size) + (i - (len(summary) - 1) / 2) * width, counts, width,
            label=strategy)
+  pixels = any(s.get('metric') == 'test_miou' for s in summary.values())
+  names = next(iter(summary.values())).get('class_names') if summary else None
+  if names:
+    ax.set_xticks(np.arange(len(names)), names, rotation=45, ha='right', fontsize=7)
   ax.set_xlabel('class')
-  ax.set_ylabel('queried examples')
+  ax.set_ylabel('queried pixels' if pixels else 'queried examples')
   ax.set_title(title, fontsize=9)
   ax.grid(alpha=0.3, axis='y')
   ax.legend(fontsize=7)

@@ -39,6 +39,7 @@ LOCAL_CANDIDATES = {
     "cifar100": ("cifar100.zip", "cifar100/"),
     "svhn_cropped": ("svhn_cropped.zip", "svhn_cropped/"),
     "caltech101": ("caltech101_160px.zip", "caltech101.zip", "caltech101/"),
+    "camvid": ("camvid.zip", "camvid/"),
 }
 
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})

@@ -185,3 +185,39 @@ def read_mask_folder(path: str, num_classes: int, size: tuple[int, int] | None =
   files, read = _files(path)
   pairs = _pairs(path, files, 'images', 'masks')
   return _read_pairs(path, pairs, read, size, void, num_classes)
+
+
+def split_mask_folder(path: str, num_classes: int, size: tuple[int, int] | None = None,
+                      split_seed: int = 0, test_fraction: float = 0.2
+                      ) -> tuple[SegmentationSplit, SegmentationSplit]:
+  """The train and test splits of an image-and-mask folder (`read_mask_folder`'s layout).
+
+  ``train/`` and ``test/`` subfolders, each with ``images/`` and ``masks/``
+  (BDD100K's ``train`` and ``val`` put there), are the splits; a folder
+  with ``images/`` and ``masks/`` at its top is split at random, seeded by
+  ``split_seed``, ``test_fraction`` of it for test.
+
+  Returns:
+    ``(train, test)``.
+
+  Raises:
+    JalError: as `read_mask_folder`.
+  """
+  if not os.path.exists(path):
+    raise JalError(f'segmentation folder {path} does not exist')
+  files, read = _files(path)
+  if any(f.startswith('train/images/') for f in files):
+    splits = []
+    for split in ('train', 'test'):
+      pairs = _pairs(path, files, f'{split}/images', f'{split}/masks')
+      splits.append(_read_pairs(path, pairs, read, size, None, num_classes))
+    return splits[0], splits[1]
+  everything = _read_pairs(path, _pairs(path, files, 'images', 'masks'), read, size, None,
+                           num_classes)
+  n = everything.images.shape[0]
+  order = np.random.default_rng([split_seed, 7]).permutation(n)
+  num_test = max(1, int(round(test_fraction * n))) if n > 1 else 0
+  test, train = np.sort(order[:num_test]), np.sort(order[num_test:])
+  take = lambda idx: SegmentationSplit(everything.images[idx], everything.masks[idx],
+                                       tuple(everything.stems[i] for i in idx))
+  return take(train), take(test)

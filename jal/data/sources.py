@@ -31,7 +31,13 @@ FLIP = {
     "svhn_cropped": False,
     "caltech101": True,
     "folder": True,
+    # Segmentation: flips move image and mask together (`jal.data.augment.augment_with_masks`).
+    "camvid": True,
+    "cityscapes": True,
+    "mask_folder": True,
 }
+# Datasets whose labels are masks [N, H, W] (`jal.data.segmentation`).
+SEGMENTATION = ("camvid", "cityscapes", "mask_folder")
 KNOWN = tuple(FLIP)
 
 # Colour datasets are decoded as RGB; a folder is grey when all its images are.
@@ -44,17 +50,23 @@ DIGITS_TEST_FRACTION = 0.2
 
 
 def load(name: str, *, data_dir: str | None = None, image_size: int | None = None,
-         path: str | None = None, cache_dir: str | None = None, split_seed: int = 0) -> Dataset:
+         path: str | None = None, cache_dir: str | None = None, split_seed: int = 0,
+         classes: tuple[str, ...] | None = None, manual_dir: str | None = None) -> Dataset:
   """Loads a dataset as uint8 arrays, from cache, a local copy or tfds.
 
   Args:
     name: one of ``digits`` (scikit-learn's 8x8 digits, offline), ``mnist``,
       ``fashion_mnist``, ``cifar10``, ``cifar100``, ``svhn_cropped``,
-      ``caltech101``, or ``folder`` (the images at ``path``).
+      ``caltech101``, or ``folder`` (the images at ``path``); for semantic
+      segmentation ``camvid`` (SegNet's 11-class CamVid), ``cityscapes``
+      (tfds, 19 classes; the validation split is the test split) or
+      ``mask_folder`` (``images/`` and ``masks/`` at ``path``, e.g. BDD100K,
+      with ``classes``); see `jal.data.segmentation`.
     data_dir: folder holding local copies (e.g. ``mnist/``,
       ``cifar10_jpeg.zip``); defaults to ``$JAL_DATA_DIR``.
     image_size: if given, every image is resized to ``image_size x
-      image_size`` (bilinear). Caltech-101 defaults to 64.
+      image_size`` (bilinear); for segmentation also ``(height, width)``,
+      masks resized nearest-neighbour. Caltech-101 defaults to 64.
     path: for ``folder``: a directory or ``.zip`` with ``train|test/<class>/
       <image>`` or ``<class>/<image>``. For a named dataset: an explicit local
       copy to use instead of searching ``data_dir``.
@@ -62,6 +74,8 @@ def load(name: str, *, data_dir: str | None = None, image_size: int | None = Non
       else ``~/.cache/jal``.
     split_seed: seed of the stratified train/test split made for data that
       have none (digits, Caltech-101, a folder without ``train/``/``test/``).
+    classes: for ``mask_folder``, the class names in mask-value order.
+    manual_dir: for ``cityscapes``, the folder with its two manual-download zips.
 
   Returns:
     A `Dataset`: images uint8 ``[N, H, W, C]`` (C = 1 for grey, 3 for colour),
@@ -76,6 +90,9 @@ def load(name: str, *, data_dir: str | None = None, image_size: int | None = Non
   """
   if name not in FLIP:
     raise JalError(f"unknown dataset {name!r}; known datasets: {', '.join(KNOWN)}")
+  if name in SEGMENTATION:
+    return _load_segmentation(name, data_dir, image_size, path, cache_dir, split_seed, classes,
+                              manual_dir)
   if image_size is not None:
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
       raise JalError(f"image_size must be a positive integer or None, got {image_size!r}")
@@ -137,6 +154,66 @@ def load(name: str, *, data_dir: str | None = None, image_size: int | None = Non
   return ds
 
 
+def _segmentation_size(name: str, image_size) -> tuple[int, int] | None:
+  if image_size is None:
+    return None
+  size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else image_size
+  try:
+    size = tuple(int(v) for v in size)
+    ok = len(size) == 2 and min(size) >= 1 and not isinstance(image_size, bool)
+  except (TypeError, ValueError):
+    ok = False
+  if not ok:
+    raise JalError(f"dataset {name!r}: image_size must be a positive integer or (height, width), "
+                   f"got {image_size!r}")
+  return size
+
+
+def _load_segmentation(name, data_dir, image_size, path, cache_dir, split_seed, classes,
+                       manual_dir) -> Dataset:
+  """A segmentation dataset (`load`'s arguments), through the cache."""
+  from jal.data import segmentation  # pylint: disable=g-import-not-at-top
+  size = _segmentation_size(name, image_size)
+  env_data_dir = data_dir is None
+  data_dir = data_dir if data_dir is not None else (os.environ.get("JAL_DATA_DIR") or None)
+  cache_dir = cache_dir or cache.default_cache_dir()
+  if name == "mask_folder":
+    if not path or not classes:
+      raise JalError("dataset 'mask_folder' needs config.dataset.path (a folder or .zip with "
+                     "images/ and masks/) and config.dataset.classes (the class names in "
+                     "mask-value order)")
+    source = path
+  elif name == "camvid":
+    source = path or local.find_local_copy(name, data_dir)
+    if source is None:
+      raise JalError(_missing_message(name, data_dir, env_data_dir, "CamVid is not in tfds"))
+  else:
+    source = None
+  if source is not None and not os.path.exists(source):
+    raise JalError(f"dataset {name!r}: path {source} does not exist")
+  source_id = cache.source_id(source) if source else f"tfds:{name}"
+  key = cache.make_key(f"{source_id}:classes={list(classes or ())}", list(size or ()) or None,
+                       split_seed)
+  entry = cache.entry_path(cache_dir, name, key)
+  cached = cache.read(entry, name)
+  if cached is not None:
+    return cached
+  if name == "camvid":
+    splits = segmentation.read_camvid(source, size, splits=("train", "test"))
+    train, test, class_names = splits["train"], splits["test"], segmentation.CAMVID_CLASSES
+  elif name == "cityscapes":
+    from jal.data import cityscapes  # pylint: disable=g-import-not-at-top
+    splits = cityscapes.read_cityscapes(size, manual_dir=manual_dir)
+    train, test, class_names = splits["train"], splits["test"], cityscapes.CITYSCAPES_CLASSES
+  else:
+    train, test = segmentation.split_mask_folder(source, len(classes), size, split_seed)
+    class_names = tuple(classes)
+  ds = _to_dataset(name, Arrays(train.images, train.masks, test.images, test.masks,
+                                tuple(class_names)))
+  cache.write(entry, ds)
+  return ds
+
+
 def _read_local(name: str, source: str, image_size: int | None, split_seed: int) -> Arrays:
   if name in ("mnist", "fashion_mnist"):
     if not os.path.isdir(source):
@@ -161,8 +238,10 @@ def _load_digits(split_seed: int) -> Arrays:
 
 def _to_dataset(name: str, arrays: Arrays) -> Dataset:
   n_classes = len(arrays.class_names)
+  masks = np.ndim(arrays.train_labels) == 3
   for split, labels in (("train", arrays.train_labels), ("test", arrays.test_labels)):
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+    values = labels[labels != 255] if masks else labels  # void pixels are 255
+    if values.size and (values.min() < 0 or values.max() >= n_classes):
       raise JalError(f"dataset {name!r}: {split} labels outside [0, {n_classes})")
   if arrays.train_images.shape[0] == 0:
     raise JalError(f"dataset {name!r} has no train images")
@@ -170,9 +249,9 @@ def _to_dataset(name: str, arrays: Arrays) -> Dataset:
   return Dataset(
       name=name,
       train_images=np.ascontiguousarray(arrays.train_images, np.uint8),
-      train_labels=np.asarray(arrays.train_labels, np.int32),
+      train_labels=np.asarray(arrays.train_labels, np.uint8 if masks else np.int32),
       test_images=np.ascontiguousarray(arrays.test_images, np.uint8),
-      test_labels=np.asarray(arrays.test_labels, np.int32),
+      test_labels=np.asarray(arrays.test_labels, np.uint8 if masks else np.int32),
       class_names=tuple(arrays.class_names),
       flip=FLIP[name],
       mean=mean,
@@ -194,7 +273,8 @@ def _missing_message(name: str, data_dir: str | None, env_data_dir: bool, reason
 def subsample(ds: Dataset, max_train: int | None, max_test: int | None, seed: int) -> Dataset:
   """A seeded, stratified subset of the train and/or test split.
 
-  Each class keeps a share of the budget proportional to its size (largest
+  Masks (segmentation) have no class per image: their subset is uniform.
+  Otherwise each class keeps a share of the budget proportional to its size (largest
   remainders get the leftover slots); the chosen indices are sorted so the
   original order is kept. Mean and std are recomputed from the new train set.
 
@@ -234,6 +314,8 @@ def _stratified_subset(labels: np.ndarray, limit: int | None, rng: np.random.Gen
   n = labels.shape[0]
   if limit is None or limit >= n:
     return np.arange(n)
+  if labels.ndim > 1:  # masks: no class per image to stratify by; a uniform subset
+    return np.sort(rng.choice(n, size=limit, replace=False))
   classes, counts = np.unique(labels, return_counts=True)
   quota = counts * (limit / n)
   take = np.floor(quota).astype(np.int64)

@@ -128,7 +128,8 @@ def build_strategy(config, dataset=None, mesh=None):
   from jal import sharding, strategies
   from jal.task import make_task
   dataset = load_dataset(config) if dataset is None else dataset
-  strategy = strategies.build(config, dataset.pool_data(), make_task(dataset.class_names),
+  strategy = strategies.build(config, dataset.pool_data(),
+                              make_task(dataset.class_names, dataset.train_labels, config),
                               mesh or sharding.make_mesh())
   return strategy, dataset
 

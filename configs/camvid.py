@@ -16,9 +16,11 @@ Variants:
 
   :runlocal   64x64 frames, a small FCN, 30 + 30 per round for 3 rounds, 20
               epochs: about a minute per run on 2 CPU cores
-  :biased     frames holding a Pedestrian (9) or Bicyclist (10) pixel kept
-              out of the initial pool (PAL's biased pool, Sec. 4.3); the
-              pixel-area plot of `jal.compare` shows who finds them (Fig. 7)
+  :biased     the Pedestrian (9) and Bicyclist (10) annotations removed from
+              the initial pool (void pixels: PAL's biased pool on
+              Cityscapes, App. A; ``--config.segmentation.biased_pool=images``
+              keeps frames holding them out instead); the pixel-area plot of
+              `jal.compare` shows who finds them (Fig. 7)
 
   JAL_DATA_DIR=../shared/data python -m jal.compare \
       --config configs/camvid.py:runlocal,biased \

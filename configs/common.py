@@ -128,13 +128,18 @@ def runlocal(config: ml_collections.ConfigDict) -> None:
 def segmentation(config: ml_collections.ConfigDict, dataset: str) -> None:
   """Turns ``config`` into a semantic-segmentation experiment on ``dataset``, in place.
 
-  Adds ``config.segmentation.reduction``: how a strategy's per-pixel score
-  becomes an image's (``'mean'``, the papers'; ``'max'``, ``'sum'``;
-  `jal.task.SegmentationTask`). Random flips move image and mask together;
-  no random crop (the papers' segmentation runs use flips only).
+  Adds ``config.segmentation``: ``reduction``, how a strategy's per-pixel
+  score becomes an image's (``'mean'``, the papers'; ``'max'``, ``'sum'``;
+  `jal.task.SegmentationTask`), and ``biased_pool``, what
+  ``initial_pool.exclude_classes`` leaves out of the initial pool
+  (``'annotations'``: those classes' pixels become void, as PAL's App. A
+  did on Cityscapes; ``'images'``: every image holding one; see
+  `jal.experiment.initial_state`). Random flips move image and mask
+  together; no random crop (the papers' segmentation runs use flips only).
   """
   config.dataset.name = dataset
-  config.segmentation = ml_collections.ConfigDict(dict(reduction='mean'))
+  config.segmentation = ml_collections.ConfigDict(dict(reduction='mean',
+                                                       biased_pool='annotations'))
   config.train.crop_pad = 0
 
 

@@ -61,13 +61,17 @@ def check_rounds(initial: int, budget: int, num_rounds: int, num_train: int) -> 
                  f'{left // (num_rounds - 1)}')
 
 
-def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset) -> tuple[int, int]:
+def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset,
+                 whole_images: bool = True) -> tuple[int, int]:
   """Checks the protocol's sizes and every setting that needs no training.
 
   Args:
     config: the experiment config.
     dataset: its dataset, as loaded (the sizes; the true labels of the
       classes an initial pool may exclude).
+    whole_images: whether excluded classes keep whole images out of the
+      initial pool (False: segmentation's ``biased_pool='annotations'``,
+      where any image is eligible).
 
   Returns:
     ``(initial_size, budget)`` as counts.
@@ -91,7 +95,9 @@ def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset) -> tu
     raise JalError(f'config.initial_pool.exclude_classes has {bad}, not classes of '
                    f'{dataset.name} (0..{num_classes - 1})')
   holds = np.isin(train_labels, np.asarray(exclude, np.int64))
-  if holds.ndim > 1:  # masks: an image is eligible when no pixel is of an excluded class
+  if not whole_images:
+    holds = np.zeros(n, bool)
+  elif holds.ndim > 1:  # masks: an image is eligible when no pixel is of an excluded class
     holds = holds.reshape(n, -1).any(axis=1)
   eligible = int(np.sum(~holds))
   if initial > eligible:

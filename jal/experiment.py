@@ -25,6 +25,7 @@ import numpy as np
 from absl import logging
 
 from jal import checkpoint, checks, data, dirlock, initial_pools, metrics as metrics_lib
+from jal import segmentation_metrics as seg_metrics
 from jal import oracle as oracle_lib, pool as pool_lib, results, rng, sharding, strategies
 from jal import workdir as workdir_lib
 from jal.data import corruptions, imbalance as imbalance_lib, project as project_lib, transforms
@@ -131,10 +132,15 @@ def initial_state(config: ml_collections.ConfigDict, pool_data: data.PoolData,
   from a self-supervised model trained on the whole pool), seeded by
   ``config.seed`` alone, so every strategy of a trial starts from the same
   pool. Only examples outside ``config.initial_pool.exclude_classes`` (by the
-  oracle's ground truth: PAL's biased-pool scenario; for segmentation, the
-  images with no pixel of those classes, `jal.task.Task.contains`) are
-  eligible. ``mesh``: where the self-supervised model trains (None: every
-  device); ``task``: the task (None: classification).
+  oracle's ground truth) are eligible: PAL's biased-pool scenario (Bhatnagar
+  et al. 2021, Sec. 4.3). For segmentation ``config.segmentation.biased_pool``
+  says what is left out: ``'annotations'`` (the paper's App. A: "we removed
+  the annotations of the bus and the train classes from the initial labeled
+  data pool"; any image may be drawn, and round 0's masks have those
+  classes' pixels as void) or ``'images'`` (only images with no pixel of
+  those classes, `jal.task.Task.contains`). ``mesh``: where the
+  self-supervised model trains (None: every device); ``task``: the task
+  (None: classification).
   """
   everything = np.arange(pool_data.num_train)
   empty = pool_lib.Pool(pool_data.num_train, np.zeros(0, np.int64), np.zeros(0, np.int32))
@@ -143,17 +149,41 @@ def initial_state(config: ml_collections.ConfigDict, pool_data: data.PoolData,
     if known.size:  # the labeling project's labeled/ images are round 0's pool
       return checkpoint.RunState(0, empty.add(known, oracle.true_labels(known)), [])
   exclude = np.asarray(tuple(config.initial_pool.exclude_classes), np.int64)
-  holds = (task.contains if task is not None else np.isin)(oracle.true_labels(everything),
-                                                           exclude)
-  eligible = everything[~holds]
+  void_excluded = biased_pool_mode(config, task) == 'annotations'
+  if void_excluded:
+    eligible = everything
+  else:
+    holds = (task.contains if task is not None else np.isin)(oracle.true_labels(everything),
+                                                             exclude)
+    eligible = everything[~holds]
   indices = initial_pools.select_initial_pool(config, pool_data, mesh or sharding.make_mesh(),
                                               initial_size, eligible)
   if oracle.asks_a_person:  # round 0's pool is a query to the person
     unknown = (None,) * indices.size
     pending = query_lib.Pending(0, tuple(int(i) for i in indices), unknown, unknown, unknown)
     return checkpoint.RunState(0, empty, [], pending=pending.to_json())
-  return checkpoint.RunState(next_round=0, pool=empty.add(indices, oracle.label(indices, 0)),
-                             records=[])
+  answers = oracle.label(indices, 0)
+  if void_excluded and exclude.size:  # the excluded classes' annotations removed
+    answers = np.where(np.isin(answers, exclude), seg_metrics.IGNORE, answers).astype(np.uint8)
+  return checkpoint.RunState(next_round=0, pool=empty.add(indices, answers), records=[])
+
+
+BIASED_POOL_MODES = ('annotations', 'images')
+
+
+def biased_pool_mode(config: ml_collections.ConfigDict, task: Task | None) -> str:
+  """``'images'`` (classification, or ``config.segmentation.biased_pool``) or ``'annotations'``.
+
+  Raises:
+    JalError: an unknown ``config.segmentation.biased_pool``.
+  """
+  if task is None or task.kind != 'segmentation':
+    return 'images'
+  mode = config.segmentation.get('biased_pool', 'annotations')
+  if mode not in BIASED_POOL_MODES:
+    raise JalError(f'config.segmentation.biased_pool={mode!r} must be one of '
+                   f"{', '.join(BIASED_POOL_MODES)}")
+  return mode
 
 
 def candidates(config: ml_collections.ConfigDict, pool: pool_lib.Pool, round_: int) -> np.ndarray:
@@ -238,9 +268,10 @@ def build(config: ml_collections.ConfigDict) -> Parts:
   if config.dataset.name == 'project':
     project = project_lib.read_project(config.dataset.path, config.dataset.classes)
   dataset, evaluation_sets = load_data(config, project)
-  initial_size, budget = checks.check_config(config, dataset)
-  mesh = sharding.make_mesh()
   task = make_task(dataset.class_names, dataset.train_labels, config)
+  initial_size, budget = checks.check_config(config, dataset,
+                                             whole_images=biased_pool_mode(config, task) == 'images')
+  mesh = sharding.make_mesh()
   if task.kind == 'segmentation' and config.oracle.get('name', 'simulated') == 'human':
     raise JalError("config.oracle.name='human' answers one class per image; a person's masks "
                    'are not yet imported into a segmentation run: use the simulated oracle')

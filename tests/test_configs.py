@@ -169,3 +169,28 @@ def test_initial_pool_protocols_match_chandra_et_al_2021():
     assert (config.train.optimizer, config.train.learning_rate, config.train.weight_decay) == (
         'adam', 5e-4, 5e-4)
     assert config.model.name == config.initial_pool.ssl_model.name == 'resnet18'
+
+
+def test_segmentation_protocols_match_the_papers():
+  get = lambda name, arg=None: load_module(os.path.join(REPO, 'configs', name)).get_config(arg)
+  pal = get('pal_cityscapes.py')
+  assert (pal.dataset.name, pal.initial_pool.size, pal.budget) == ('cityscapes', 0.05, 0.01)
+  assert pal.model.name == pal.strategy.pal.scoring_model.name == 'mobilenet_v2'
+  assert (pal.train.learning_rate, pal.train.epochs, pal.train.batch_size) == (0.01, 50, 8)
+  assert (pal.strategy.pal.lambda1, pal.strategy.pal.lambda2) == (0.5, 0.0)
+  assert tuple(get('pal_cityscapes.py', 'biased').initial_pool.exclude_classes) == (15, 16)
+  mal = get('mal_bdd100k.py')
+  assert (mal.dataset.name, mal.dataset.image_size, len(mal.dataset.classes)) == (
+      'mask_folder', 224, 19)
+  assert (mal.initial_pool.size, mal.budget, mal.num_rounds) == (0.05, 0.05, 4)
+  assert mal.model.name == 'drn_d_22' and mal.strategy.mal.train.optimizer == 'adam'
+  tavaal = get('tavaal_cityscapes.py')
+  assert (tavaal.initial_pool.size, tavaal.budget, tavaal.model.name) == (200, 200, 'drn_d_22')
+  assert (tavaal.train.learning_rate, tavaal.train.batch_size, tavaal.train.epochs) == (
+      1e-3, 4, 100)
+  assert tavaal.strategy.vaal.vae_train.learning_rate == 1e-4
+  assert tavaal.strategy.vaal.discriminator.num_hidden == 4
+  for name in ('pal_cityscapes.py', 'mal_bdd100k.py', 'tavaal_cityscapes.py', 'camvid.py'):
+    local = get(name, 'runlocal')
+    assert (local.dataset.name, local.model.name, local.segmentation.reduction) == (
+        'camvid', 'small_fcn', 'mean')

@@ -245,17 +245,27 @@ def test_two_rounds_of_a_strategy_on_generated_masks(tmp_path, mask_folder, stra
     assert json.loads(f.readline())['metric'] == 'test_miou'
 
 
-def test_the_biased_pool_holds_no_pixel_of_the_excluded_classes(tmp_path, mask_folder):
-  config = _segmentation_config(mask_folder, 'random', **{'initial_pool.exclude_classes': (2,),
-                                                          'initial_pool.size': 4})
+@pytest.mark.parametrize('mode', ['annotations', 'images'])
+def test_the_biased_pool_holds_no_pixel_of_the_excluded_classes(tmp_path, mask_folder, mode):
+  config = _segmentation_config(mask_folder, 'random', **{
+      'initial_pool.exclude_classes': (2,), 'initial_pool.size': 4,
+      'segmentation.biased_pool': mode})
   parts = experiment.build(config)
   state = experiment.initial_state(config, parts.pool_data, parts.oracle, parts.initial_size,
                                    parts.mesh, parts.task)
   assert state.pool.num_labeled == 4
   assert not (state.pool.oracle_labels == 2).any()
-  assert (parts.dataset.train_labels == 2).any()
-  too_many = _segmentation_config(mask_folder, 'random',
-                                  **{'initial_pool.exclude_classes': (1, 2)})
+  truth = parts.dataset.train_labels[state.pool.labeled]
+  if mode == 'annotations':  # the same images as without a bias, green pixels made void
+    unbiased = _segmentation_config(mask_folder, 'random', **{'initial_pool.size': 4})
+    plain = experiment.initial_state(unbiased, parts.pool_data, parts.oracle, 4, parts.mesh,
+                                     parts.task)
+    np.testing.assert_array_equal(plain.pool.labeled, state.pool.labeled)
+    np.testing.assert_array_equal(state.pool.oracle_labels, np.where(truth == 2, IGNORE, truth))
+  else:  # whole images held out
+    assert not (truth == 2).any()
+  too_many = _segmentation_config(mask_folder, 'random', **{
+      'initial_pool.exclude_classes': (1, 2), 'segmentation.biased_pool': 'images'})
   with pytest.raises(JalError, match='images without a pixel of'):
     experiment.run(too_many, str(tmp_path / 'x'))
 

@@ -29,6 +29,7 @@ SUMMARY_JSON = 'summary.json'
 SUMMARY_TABLE = 'summary.md'
 ACCURACY_PLOT = 'accuracy.png'
 CLASS_COUNTS_PLOT = 'class_counts.png'
+EXCLUDED_PLOT = 'excluded_classes.png'
 
 
 def run_dir(workdir: str, arm: str, seed: int) -> str:
@@ -222,7 +223,11 @@ def summarize(records: dict[str, dict[int, list[dict]]]) -> dict:
     ``[R]``; ``accuracy_mean``, ``accuracy_std`` ``[R]``: that metric's; ``auc`` (per seed, in seed
     order), ``auc_mean``, ``auc_std`` (`area_under_curve`); and
     ``query_class_counts_mean`` ``[K]``: the true classes of everything the
-    strategy queried (all rounds), averaged over seeds. Lists of floats.
+    strategy queried (all rounds), averaged over seeds (pixels for
+    segmentation). With a biased initial pool (records with
+    ``excluded_classes``), also ``excluded_queried_mean`` and ``_std`` per
+    query round: the examples (pixels) of the excluded classes each query
+    held (PAL's Fig. 3 and Fig. 7, right). Lists of floats.
 
   Raises:
     JalError: two seeds of a strategy labeled different numbers at the same round.
@@ -240,6 +245,7 @@ def summarize(records: dict[str, dict[int, list[dict]]]) -> dict:
     auc = np.array([area_under_curve(labels[0], a) for a in accuracy])
     counts = np.array([np.sum([r['query_class_counts'] for r in by_seed[s][:rounds]], axis=0)
                        for s in seeds], np.float64)
+    excluded = by_seed[seeds[0]][0].get('excluded_classes')
     out[strategy] = {
         'seeds': seeds,
         'metric': key,
@@ -251,6 +257,13 @@ def summarize(records: dict[str, dict[int, list[dict]]]) -> dict:
         'auc_std': float(_std(auc)),
         'query_class_counts_mean': counts.mean(axis=0).tolist(),
     }
+    if excluded:  # per query round: how much of the classes the initial pool lacked
+      area = np.array([[np.sum(np.asarray(r['query_class_counts'])[excluded])
+                        for r in by_seed[s][:rounds] if r['query_class_counts'] is not None]
+                       for s in seeds], np.float64)
+      out[strategy].update(excluded_classes=list(excluded),
+                           excluded_queried_mean=area.mean(axis=0).tolist(),
+                           excluded_queried_std=_std(area).tolist())
   return out
 
 
@@ -300,4 +313,8 @@ def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int])
   results.plot_class_counts(summary, os.path.join(workdir, CLASS_COUNTS_PLOT),
                             f"{first['dataset']}: queried {unit} per true class "
                             '(all rounds, mean over seeds)')
+  if any('excluded_queried_mean' in s for s in summary.values()):
+    results.plot_excluded(summary, os.path.join(workdir, EXCLUDED_PLOT),
+                          f"{first['dataset']}: queried {unit} of the classes missing from the "
+                          f"initial pool {first['excluded_classes']}", unit)
   return summary

@@ -118,7 +118,8 @@ def _project_data(config: ml_collections.ConfigDict,
   if unsupported:
     raise JalError(f'config.{unsupported[0]} is for the simulated datasets; a labeling project '
                    'is used as it is: unset it')
-  project = project or project_lib.read_project(cfg.path, cfg.classes)
+  project = project or project_lib.read_project(cfg.path, cfg.classes,
+                                                masks=config.get('segmentation') is not None)
   return project_lib.to_dataset(project, cfg.image_size)
 
 
@@ -145,7 +146,7 @@ def initial_state(config: ml_collections.ConfigDict, pool_data: data.PoolData,
   everything = np.arange(pool_data.num_train)
   empty = pool_lib.Pool(pool_data.num_train, np.zeros(0, np.int64), np.zeros(0, np.int32))
   if oracle.asks_a_person:
-    known = everything[oracle.true_labels(everything) >= 0]
+    known = everything[oracle.known(everything)]
     if known.size:  # the labeling project's labeled/ images are round 0's pool
       return checkpoint.RunState(0, empty.add(known, oracle.true_labels(known)), [])
   exclude = np.asarray(tuple(config.initial_pool.exclude_classes), np.int64)
@@ -266,15 +267,13 @@ def build(config: ml_collections.ConfigDict) -> Parts:
   """
   project = None
   if config.dataset.name == 'project':
-    project = project_lib.read_project(config.dataset.path, config.dataset.classes)
+    project = project_lib.read_project(config.dataset.path, config.dataset.classes,
+                                       masks=config.get('segmentation') is not None)
   dataset, evaluation_sets = load_data(config, project)
   task = make_task(dataset.class_names, dataset.train_labels, config)
   initial_size, budget = checks.check_config(config, dataset,
                                              whole_images=biased_pool_mode(config, task) == 'images')
   mesh = sharding.make_mesh()
-  if task.kind == 'segmentation' and config.oracle.get('name', 'simulated') == 'human':
-    raise JalError("config.oracle.name='human' answers one class per image; a person's masks "
-                   'are not yet imported into a segmentation run: use the simulated oracle')
   oracle = oracle_lib.make_oracle(config, dataset.train_labels, dataset.num_classes)
   pool_data = dataset.pool_data()
   strategy = strategies.build(config, pool_data, task, mesh)
@@ -477,10 +476,16 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
     pool_lib.check_query(pool, query, experiment.budget)
     if experiment.oracle.asks_a_person:  # asked now, answered with the next run
       log_p = predict(experiment.train_images, query)
+      confidence = np.exp(np.max(log_p, -1))
+      if task.kind == 'segmentation':  # no class per image: the mean pixel confidence
+        predicted = (None,) * query.size
+        confidence = confidence.reshape(query.size, -1).mean(axis=1)
+      else:
+        predicted = tuple(np.argmax(log_p, -1).tolist())
       pending = query_lib.Pending(
           round_ + 1, tuple(query.tolist()),
           tuple([None] * query.size if ctx.scores is None else np.asarray(ctx.scores).tolist()),
-          tuple(np.argmax(log_p, -1).tolist()), tuple(np.exp(np.max(log_p, -1)).tolist()))
+          predicted, tuple(confidence.tolist()))
     else:
       pool = pool.add(query, experiment.oracle.label(query, round_ + 1))
 
@@ -511,6 +516,8 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
   }
   if task.metric != 'test_accuracy':  # the headline metric of the plots and tables
     record['metric'] = task.metric
+  if config.initial_pool.exclude_classes:  # the biased pool: what the plots follow
+    record['excluded_classes'] = [int(c) for c in config.initial_pool.exclude_classes]
   value = record[task.metric]
   print(f"round {round_}: {record['num_labeled']} labeled, {task.metric_name} "
         f"{'n/a' if value is None else f'{value:.4f}'}, train {train_seconds:.1f}s, "

@@ -133,15 +133,24 @@ class HumanOracle(Oracle):
   so far (the labeling project's ``labeled/`` images, then every answer).
 
   Args:
-    known_labels: int ``[N]``: the labels known at the start, -1 where unknown.
+    known_labels: int ``[N]``: the labels known at the start, -1 where
+      unknown; or uint8 masks ``[N, H, W]``, all 255 (void) where unknown.
     skip_label: the answer that takes an image out of the pool.
   """
 
   asks_a_person = True
 
   def __init__(self, known_labels: np.ndarray, skip_label: str):
-    self._known = np.asarray(known_labels, np.int32).copy()
+    known_labels = np.asarray(known_labels)
+    self._known = known_labels.astype(np.int32 if known_labels.ndim == 1 else np.uint8)
     self.skip_label = skip_label
+
+  def known(self, indices: np.ndarray) -> np.ndarray:
+    """bool ``[n]``: whether each image's label is known (a mask: any pixel not void)."""
+    labels = self._known[np.asarray(indices, np.int64)]
+    if labels.ndim == 1:
+      return labels >= 0
+    return (labels != 255).reshape(labels.shape[0], -1).any(axis=1)
 
   def label(self, indices: np.ndarray, round_: int) -> np.ndarray:
     raise JalError('a person answers queries through label files: run again with --labels FILE')
@@ -150,7 +159,10 @@ class HumanOracle(Oracle):
     return self._known[np.asarray(indices, np.int64)]
 
   def learn(self, labeled: np.ndarray, labels: np.ndarray) -> None:
-    """Takes the answers of ``labeled`` (int ``[L]``) as known (``labels``, int ``[L]``)."""
+    """Takes the answers of ``labeled`` (int ``[L]``) as known (``labels``: int ``[L]``,
+    or masks ``[L, H, W]``)."""
+    if np.size(labeled) == 0:
+      return
     self._known[np.asarray(labeled, np.int64)] = labels
 
 

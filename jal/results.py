@@ -131,6 +131,27 @@ def plot_class_counts(summary: dict, path: str, title: str) -> None:
   plt.close(fig)
 
 
+def plot_excluded(summary: dict, path: str, title: str, unit: str) -> None:
+  """Per query round, the examples (pixels) of the classes the biased initial pool lacked
+  that each strategy queried, mean ± std over seeds (PAL's Fig. 7, right)."""
+  fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
+  for strategy, s in summary.items():
+    if 'excluded_queried_mean' not in s:
+      continue
+    mean, std = np.asarray(s['excluded_queried_mean']), np.asarray(s['excluded_queried_std'])
+    x = np.arange(mean.size)
+    line, = ax.plot(x, mean, marker='o', markersize=3, label=strategy)
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+  ax.set_xlabel('query round')
+  ax.set_ylabel(f'queried {unit} of the missing classes')
+  ax.set_title(title, fontsize=8)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png'))
+  plt.close(fig)
+
+
 def metric_writer(workdir: str) -> Any:
   """A clu metric writer to ``<workdir>/tensorboard`` (TensorBoard event files)."""
   from clu import metric_writers  # imports TensorFlow: only when a run starts

@@ -17,6 +17,15 @@ The train split is every ``labeled/`` and ``unlabeled/`` image (every train
 row of a manifest), in sorted path order; the label of an unlabeled image is
 -1. A person answers the queries (`jal.human`), so nothing here is a ground
 truth that jal would hide: ``labeled/`` is round 0's labeled pool.
+
+A segmentation project (``masks=True``: a config with a ``segmentation``
+section) is a folder::
+
+  unlabeled/**/<image>                     the pool; a person answers with masks
+  test/images/<stem>.<ext>, test/masks/<stem>.png   optional: a test split
+
+with the class names in ``config.dataset.classes`` (mask value order, 255
+void). Round 0's pool is a query to the person like every other.
 """
 
 from __future__ import annotations
@@ -50,7 +59,11 @@ class Project:
     train_labels: int32 ``[N]``: the class of each train image, -1 where
       unlabeled.
     test_paths: paths of the test split, sorted (empty: no test split).
-    test_labels: int32 ``[M]``.
+    test_labels: int32 ``[M]`` (a segmentation project: -1, the masks are
+      ``test_masks``).
+    test_masks: a segmentation project's mask file of each test image
+      (relative to ``root``); empty for classification.
+    segmentation: whether a person answers with masks.
   """
 
   root: str
@@ -60,13 +73,15 @@ class Project:
   train_labels: np.ndarray
   test_paths: tuple[str, ...]
   test_labels: np.ndarray
+  test_masks: tuple[str, ...] = ()
+  segmentation: bool = False
 
   @property
   def num_train(self) -> int:
     return len(self.train_paths)
 
 
-def read_project(path: str, classes: Sequence[str] = ()) -> Project:
+def read_project(path: str, classes: Sequence[str] = (), masks: bool = False) -> Project:
   """Lists a project's images and labels, without decoding them.
 
   Args:
@@ -74,6 +89,8 @@ def read_project(path: str, classes: Sequence[str] = ()) -> Project:
     classes: class names to use (``config.dataset.classes``); empty: those
       of the ``labeled/`` and ``test/`` folders (or the manifest's labels).
       When given, every class folder or label must be one of them.
+    masks: a segmentation project (see the module docstring); ``classes``
+      is then required.
 
   Returns:
     The `Project`.
@@ -88,6 +105,8 @@ def read_project(path: str, classes: Sequence[str] = ()) -> Project:
                    'manifest of path,label')
   if not os.path.exists(path):
     raise JalError(f'labeling project {path} does not exist')
+  if masks:
+    return _read_segmentation_project(path, tuple(classes))
   if os.path.isfile(path):
     if not path.lower().endswith('.csv'):
       raise JalError(f'labeling project {path} is a file but not a .csv manifest; give a folder '
@@ -194,6 +213,56 @@ def _inside(root: str, rel: str, where: str) -> str:
   return os.path.relpath(full, root).replace(os.sep, '/')
 
 
+def _read_segmentation_project(path: str, classes: tuple[str, ...]) -> Project:
+  if len(classes) < 2:
+    raise JalError('a segmentation labeling project needs its class names in mask-value order: '
+                   "set config.dataset.classes, e.g. \"('road','car','person')\"")
+  if not os.path.isdir(path) or not os.path.isdir(os.path.join(path, UNLABELED)):
+    raise JalError(f'segmentation labeling project {path} needs a folder unlabeled/ with the '
+                   'images to label (and optionally test/images/ and test/masks/)')
+  train = sorted(f'{UNLABELED}/{m}' for m in local.image_files(os.path.join(path, UNLABELED)))
+  if not train:
+    raise JalError(f'labeling project {path} has no train images: put the images to label in '
+                   f'{os.path.join(path, UNLABELED)}/ (any depth)')
+  test, test_masks = [], []
+  images_dir = os.path.join(path, TEST, 'images')
+  if os.path.isdir(images_dir):
+    for member in sorted(local.image_files(images_dir)):
+      stem = os.path.splitext(member)[0]
+      mask = f'{TEST}/masks/{stem}.png'
+      if not os.path.isfile(os.path.join(path, mask)):
+        raise JalError(f'labeling project {path}: test image {TEST}/images/{member} has no mask '
+                       f'{mask}; every test image needs its mask with the same stem')
+      test.append(f'{TEST}/images/{member}')
+      test_masks.append(mask)
+  return Project(root=path, source=path, class_names=classes, train_paths=tuple(train),
+                 train_labels=np.full(len(train), -1, np.int32), test_paths=tuple(test),
+                 test_labels=np.full(len(test), -1, np.int32), test_masks=tuple(test_masks),
+                 segmentation=True)
+
+
+def _decode_masks(project: Project, image_size: int) -> np.ndarray:
+  """The test masks, uint8 ``[M, s, s]``, resized by nearest neighbour (void 255)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  out = np.zeros((len(project.test_masks), image_size, image_size), np.uint8)
+  for i, member in enumerate(project.test_masks):
+    full = os.path.join(project.root, member)
+    try:
+      with Image.open(full) as image:
+        if image.mode not in ('L', 'P'):
+          raise JalError(f'{full}: a mask is one channel of class indices (mode L or P), not '
+                         f'{image.mode}')
+        mask = np.asarray(image.resize((image_size, image_size), Image.NEAREST), np.uint8)
+    except OSError as e:
+      raise JalError(f'{full}: cannot read the mask ({e})') from None
+    bad = mask[(mask != 255) & (mask >= len(project.class_names))]
+    if bad.size:
+      raise JalError(f'{full} holds class {int(bad[0])}, but there are '
+                     f'{len(project.class_names)} classes (255 for void)')
+    out[i] = mask
+  return out
+
+
 def identity_digest(project: Project) -> str:
   """SHA-256 of what a run's pool refers to: the class names in label order and
   the train paths in index order."""
@@ -240,6 +309,10 @@ def to_dataset(project: Project, image_size: int | None, flip: bool = True) -> D
   train = decode(project, project.train_paths, image_size)
   test = decode(project, project.test_paths, image_size)
   mean, std = channel_stats(train)
-  return Dataset(name='project', train_images=train, train_labels=project.train_labels,
-                 test_images=test, test_labels=project.test_labels,
+  train_labels, test_labels = project.train_labels, project.test_labels
+  if project.segmentation:  # masks, every train pixel unknown (void) until a person answers
+    train_labels = np.full((len(project.train_paths), image_size, image_size), 255, np.uint8)
+    test_labels = _decode_masks(project, image_size)
+  return Dataset(name='project', train_images=train, train_labels=train_labels,
+                 test_images=test, test_labels=test_labels,
                  class_names=project.class_names, flip=flip, mean=mean, std=std)

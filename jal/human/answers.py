@@ -25,6 +25,7 @@ import difflib
 import hashlib
 import os
 import posixpath
+import shutil
 
 import numpy as np
 
@@ -263,6 +264,133 @@ def import_labels(workdir: str, state: checkpoint.RunState, source: str,
   report = (f'imported {source} ({labels.kind}): {len(decision.labeled)} labeled, '
             f'{len(decision.skipped)} skipped' +
             (f', {decision.repeated} repeated' if decision.repeated else '') +
+            f'; kept as {os.path.join(workdir, copy)}')
+  if left:
+    report += (f'; {left} of the {len(pending.indices)} images of round {pending.round}\'s '
+               'query are still unanswered and stay queued')
+  return new, report
+
+
+def _store_masks(workdir: str, source: str, digest: str, round_: int) -> str:
+  """Copies a mask answer (a file, or a folder of PNGs as it is) into ``DIR/labels/``
+  before it is applied, atomically and synced; returns the copy's path relative to
+  ``workdir`` (an existing copy of the same digest is reused)."""
+  folder = os.path.join(workdir, workdir_lib.LABELS)
+  os.makedirs(folder, exist_ok=True)
+  name = os.path.basename(os.path.normpath(source))
+  relative = os.path.join(workdir_lib.LABELS, f'round_{round_}-{digest[:12]}-{name}')
+  target = os.path.join(workdir, relative)
+  if os.path.exists(target):
+    return relative
+  tmp = target + '.tmp'
+  if os.path.isdir(source):
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    for root, _, files in os.walk(tmp):
+      for f in files:
+        with open(os.path.join(root, f), 'rb+') as handle:
+          os.fsync(handle.fileno())
+  else:
+    shutil.copyfile(source, tmp)
+    with open(tmp, 'rb+') as handle:
+      os.fsync(handle.fileno())
+  os.replace(tmp, target)
+  _sync_directory(folder)
+  return relative
+
+
+def resolve_masks(masks: dict[str, np.ndarray], pending: Pending, pool, paths: tuple[str, ...],
+                  source: str) -> tuple[tuple[tuple[int, np.ndarray], ...], int]:
+  """The new ``(train index, mask)`` answers of a mask file, in the query's rank order,
+  and how many repeat an image already labeled.
+
+  Masks are named by the image's file stem (`jal.human.mask_files`).
+
+  Raises:
+    JalError: a stem that is no image of the project, or not in the waiting
+      query, or that two queried images share.
+  """
+  stem = lambda p: posixpath.splitext(posixpath.basename(p))[0]
+  by_stem: dict[str, list[int]] = {}
+  for i, p in enumerate(paths):
+    by_stem.setdefault(stem(p), []).append(i)
+  waiting, labeled = set(pending.remaining), set(pool.labeled.tolist())
+  chosen, repeated = {}, 0
+  for name in sorted(masks):
+    found = by_stem.get(name, [])
+    queried = [i for i in found if i in waiting]
+    if len(queried) > 1:
+      raise JalError(f'--labels {source}: the mask {name} matches {len(queried)} queried images '
+                     f'by name ({", ".join(paths[i] for i in queried)}); rename one of them')
+    if queried:
+      chosen[queried[0]] = masks[name]
+    elif any(i in labeled for i in found):
+      repeated += 1
+    elif found:
+      raise JalError(f'--labels {source}: {paths[found[0]]} is not in round {pending.round}\'s '
+                     f'query (queries/round_{pending.round}/query.csv lists the images to label)')
+    else:
+      raise JalError(f'--labels {source}: the mask {name} names no image of this labeling '
+                     'project; masks are named by the image\'s file name without its extension')
+  order = [i for i in pending.remaining if i in chosen]
+  return tuple((i, chosen[i]) for i in order), repeated
+
+
+def import_masks(workdir: str, state: checkpoint.RunState, source: str,
+                 ckpt: checkpoint.Checkpointer, project, image_size: int
+                 ) -> tuple[checkpoint.RunState, str]:
+  """Imports a person's masks for a segmentation query: checks, stores, checkpoints.
+
+  ``source`` is a folder of ``<stem>.png`` masks, a CVAT "Segmentation mask
+  1.1" export or a Label Studio brush export (`jal.human.mask_files`); the
+  masks are resized (nearest neighbour) to the run's ``image_size``. The file
+  is stored in ``DIR/labels/`` before the checkpoint that holds its masks;
+  images without a mask stay queued.
+
+  Returns:
+    The new state (already checkpointed; the old one if nothing changed) and
+    a one-line report.
+
+  Raises:
+    JalError: no query waiting, or a problem with the file (nothing written).
+  """
+  from jal.human import mask_files  # pylint: disable=g-import-not-at-top
+  if state.pending is None:
+    raise JalError(f'--labels {source}: no query is waiting for answers in {workdir}; run '
+                   'without --labels to go on')
+  pending = Pending.from_json(state.pending)
+  if not os.path.exists(source):
+    raise JalError(f'--labels {source}: no such file or folder')
+  try:
+    digest = file_digest(source)
+  except OSError as e:
+    raise JalError(f'--labels {source}: cannot read it ({e.strerror or e})') from None
+  for entry in state.imports:
+    if entry['sha256'] == digest:
+      return state, (f'{source} was already imported (as {entry["file"]}); nothing changed')
+  masks = mask_files.read_mask_answers(source, project.class_names,
+                                       size=(image_size, image_size))
+  answers, repeated = resolve_masks(masks, pending, state.pool, project.train_paths, source)
+  waiting = len(pending.remaining)
+  if not answers:
+    raise JalError(f'--labels {source} answers none of the {waiting} images waiting in round '
+                   f'{pending.round}\'s query (queries/round_{pending.round}/query.csv); paint '
+                   'their masks and import again')
+  copy = _store_masks(workdir, source, digest, pending.round)
+  entry = {'file': copy, 'source': os.path.abspath(source), 'sha256': digest, 'kind': 'masks',
+           'round': pending.round, 'labeled': len(answers), 'skipped': 0, 'repeated': repeated,
+           'imported': datetime.datetime.now(datetime.timezone.utc).isoformat(
+               timespec='seconds')}
+  indices = np.array([i for i, _ in answers], np.int64)
+  pool = state.pool.add(indices, np.stack([m for _, m in answers]).astype(np.uint8))
+  still = dataclasses.replace(pending, answered=pending.answered + tuple(indices.tolist()))
+  new = dataclasses.replace(state, pool=pool,
+                            pending=still.to_json() if still.remaining else None,
+                            imports=state.imports + [entry])
+  ckpt.save(new)
+  left = waiting - len(answers)
+  report = (f'imported {source} (masks): {len(answers)} labeled' +
+            (f', {repeated} repeated' if repeated else '') +
             f'; kept as {os.path.join(workdir, copy)}')
   if left:
     report += (f'; {left} of the {len(pending.indices)} images of round {pending.round}\'s '

@@ -120,6 +120,18 @@ def label_config(class_names: Sequence[str], skip_label: str) -> str:
           f'showInLine="true">\n{choices}\n  </Choices>\n</View>\n')
 
 
+def brush_label_config(class_names: Sequence[str]) -> str:
+  """Label Studio's interface for a segmentation query: the image and a brush per class.
+
+  A person paints each class's pixels; what is left unpainted is void. The
+  export is read back by `jal.human.mask_files.read_label_studio_masks`.
+  """
+  labels = '\n'.join(f'    <Label value={saxutils.quoteattr(c)}/>' for c in class_names)
+  return (f'<View>\n  <Image name="{TO_NAME}" value="$image" zoom="true"/>\n'
+          f'  <BrushLabels name="{FROM_NAME}" toName="{TO_NAME}">\n{labels}\n'
+          '  </BrushLabels>\n</View>\n')
+
+
 def label_studio_tasks(rows: list[dict], pending: Pending) -> list[dict]:
   """Label Studio import tasks for `query_rows`, each with jal's prediction."""
   tasks = []
@@ -139,7 +151,8 @@ def label_studio_tasks(rows: list[dict], pending: Pending) -> list[dict]:
 
 
 def write_query(workdir: str, project_root: str, pending: Pending, paths: Sequence[str],
-                class_names: Sequence[str], skip_label: str, run_id: str) -> str:
+                class_names: Sequence[str], skip_label: str, run_id: str,
+                masks: bool = False) -> str:
   """Writes the query files of ``pending`` (those missing) and returns their folder.
 
   Args:
@@ -152,6 +165,8 @@ def write_query(workdir: str, project_root: str, pending: Pending, paths: Sequen
     skip_label: the answer that takes an image out of the pool.
     run_id: the run's identity (`jal.workdir.fingerprint` prefix), written
       into each row so that answers for another run are refused.
+    masks: a segmentation query: Label Studio's interface is a brush per
+      class (`brush_label_config`), and the answers are masks.
 
   Returns:
     ``DIR/queries/round_<r>``.
@@ -175,7 +190,8 @@ def write_query(workdir: str, project_root: str, pending: Pending, paths: Sequen
 
   atomically(QUERY_CSV, csv_file)
   atomically(TASKS_JSON, lambda f: json.dump(label_studio_tasks(rows, pending), f, indent=1))
-  atomically(LABEL_CONFIG, lambda f: f.write(label_config(class_names, skip_label)))
+  config = brush_label_config(class_names) if masks else label_config(class_names, skip_label)
+  atomically(LABEL_CONFIG, lambda f: f.write(config))
   atomically(CONTACT_SHEET, lambda f: f.write(contact_sheet.render(
       rows, project_root, title=f'jal: the query whose answers join round {pending.round}')))
   return folder

@@ -59,13 +59,18 @@ def open_answers(config: ml_collections.ConfigDict, workdir: str, ckpt: checkpoi
                    f'made from {workdir}/{workdir_lib.LABELS_CSV}')
   if state.pending is not None and not ckpt.steps():
     ckpt.save(state)  # the question is stored before it is asked
-  if labels is not None:
+  if labels is not None and project.segmentation:
+    state, report = answers_lib.import_masks(
+        workdir, state, labels, ckpt, project, config.dataset.image_size)
+    print(f'jal: labels: {report}', flush=True)
+  elif labels is not None:
     state, report = answers_lib.import_labels(
         workdir, state, labels, ckpt, project.train_paths, project.class_names,
         config.oracle.skip_label, run_id(config))
     print(f'jal: labels: {report}', flush=True)
   person.learn(state.pool.labeled, state.pool.oracle_labels)
-  query_lib.write_labels_csv(workdir, state.pool, project.train_paths, project.class_names)
+  if not project.segmentation:  # masks are kept as the person gave them, in DIR/labels/
+    query_lib.write_labels_csv(workdir, state.pool, project.train_paths, project.class_names)
   return state
 
 
@@ -75,10 +80,16 @@ def ask(config: ml_collections.ConfigDict, workdir: str, project: project_lib.Pr
   the command that continues (``command``; None: described in words)."""
   pending = query_lib.Pending.from_json(state.pending)
   folder = query_lib.write_query(workdir, project.root, pending, project.train_paths,
-                                 project.class_names, config.oracle.skip_label, run_id(config))
+                                 project.class_names, config.oracle.skip_label, run_id(config),
+                                 masks=project.segmentation)
   csv_file = os.path.join(folder, query_lib.QUERY_CSV)
-  then = (f'{command} --labels {csv_file}' if command else
-          f'the same command with --labels {csv_file} (or a Label Studio or CVAT export)')
+  if project.segmentation:
+    answer = 'MASKS (a folder of <stem>.png, a CVAT Segmentation mask zip or a Label Studio export)'
+    then = (f'{command} --labels {answer}' if command else
+            f'the same command with --labels {answer}')
+  else:
+    then = (f'{command} --labels {csv_file}' if command else
+            f'the same command with --labels {csv_file} (or a Label Studio or CVAT export)')
   print(f'jal: {len(pending.remaining)} images wait for labels in {folder}/ '
         f'({query_lib.QUERY_CSV}, {query_lib.TASKS_JSON} and {query_lib.LABEL_CONFIG} for Label '
         f'Studio, {query_lib.CONTACT_SHEET}); label them, then run: {then}', flush=True)

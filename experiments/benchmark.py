@@ -169,7 +169,7 @@ class JalBench:
     trainer = self._trainer(model, s.batch_size, 1)
     variables = trainer.init(jax.random.key(0)).variables
     spec = self.dataset.spec
-    score = jax.jit(functools.partial(pal.score_batch, model, spec.mean, spec.std))
+    score = jax.jit(functools.partial(pal.score_batch, model, spec.mean, spec.std, lambda s: s))
     indices = np.arange(s.pool_size)
     timing = _bench.measure(
         lambda: inference.map_batches(score, (variables, self.images), indices,

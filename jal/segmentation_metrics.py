@@ -1,8 +1,8 @@
 """Semantic segmentation's measures: the confusion matrix on the device, mIoU from it,
 and per-pixel acquisition scores reduced to one score per image.
 
-The papers that report segmentation (PAL: Bhatnagar et al. 2020, Sec. 4.4;
-MAL: Ebrahimi et al. 2022, Sec. 4.2; TA-VAAL: Kim et al. 2021, Sec. 4.4)
+The papers that report segmentation (PAL: Bhatnagar et al. 2021, Sec. 4;
+MAL: Ebrahimi et al. 2020, Sec. 4.2; TA-VAAL: Kim et al. 2021, Sec. 4.4)
 measure mean intersection over union over the classes, with void pixels
 ignored. The confusion matrix is accumulated batch by batch inside compiled
 code (a ``[K, K]`` int32 array), so the masks never leave the device; IoU and

@@ -1,4 +1,4 @@
-"""MAL: Minimax Active Learning (Ebrahimi, Gan, Salahi & Darrell 2021).
+"""MAL: Minimax Active Learning (Ebrahimi et al. 2020).
 
 Each round has the paper's three algorithms:
 

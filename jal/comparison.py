@@ -259,7 +259,8 @@ def summarize(records: dict[str, dict[int, list[dict]]]) -> dict:
     }
     if excluded:  # per query round: how much of the classes the initial pool lacked
       area = np.array([[np.sum(np.asarray(r['query_class_counts'])[excluded])
-                        for r in by_seed[s][:rounds] if r['query_class_counts'] is not None]
+                        for r in by_seed[s][:rounds]
+                        if r['query_class_counts'] is not None and r.get('query_size', 1)]
                        for s in seeds], np.float64)
       out[strategy].update(excluded_classes=list(excluded),
                            excluded_queried_mean=area.mean(axis=0).tolist(),

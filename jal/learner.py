@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Mapping
 
 import ml_collections
+import numpy as np
 
 from jal import checkpoint, experiment, workdir as workdir_lib
 from jal.data import project as project_lib
@@ -63,8 +64,11 @@ class Learner:
 
     Args:
       answers: ``{path: label}`` (a class name, or the skip label), paths as
-        `query` gives them; or the path of a label file (the filled
-        query.csv, a Label Studio or CVAT export, a folder).
+        `query` gives them; for segmentation ``{path: mask}``, each mask
+        uint8 ``[H, W]`` of class indices (255 void) at the image's size; or
+        the path of a label file (the filled query.csv, a Label Studio or
+        CVAT export, a folder; for segmentation a mask file or folder,
+        `jal.human.mask_files`).
 
     Returns:
       The next waiting query, as `query`.
@@ -75,6 +79,8 @@ class Learner:
     if isinstance(answers, str):
       self.records = experiment.run(self.config, self.workdir, labels=answers)
       return self._waiting()
+    if any(isinstance(v, np.ndarray) for v in answers.values()):
+      return self._teach_masks(answers)
     with tempfile.TemporaryDirectory() as tmp:
       path = os.path.join(tmp, 'answers.csv')
       with open(path, 'w', newline='', encoding='utf-8') as f:
@@ -82,6 +88,22 @@ class Learner:
         writer.writerow(('path', 'label'))
         writer.writerows(sorted(answers.items()))
       self.records = experiment.run(self.config, self.workdir, labels=path)
+    return self._waiting()
+
+  def _teach_masks(self, answers: Mapping[str, np.ndarray]) -> list[dict]:
+    """Imports ``{path: mask}`` as a folder of ``<stem>.png`` masks."""
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    with tempfile.TemporaryDirectory() as tmp:
+      folder = os.path.join(tmp, 'masks')
+      os.makedirs(folder)
+      for path, mask in answers.items():
+        mask = np.asarray(mask)
+        if mask.ndim != 2 or mask.dtype != np.uint8:
+          raise JalError(f'the mask of {path} is {mask.dtype} {list(mask.shape)}; a mask is uint8 '
+                         '[H, W] of class indices (255 void)')
+        stem = os.path.splitext(os.path.basename(path))[0]
+        Image.fromarray(mask, 'L').save(os.path.join(folder, f'{stem}.png'))
+      self.records = experiment.run(self.config, self.workdir, labels=folder)
     return self._waiting()
 
   def _waiting(self) -> list[dict]:
@@ -93,7 +115,8 @@ class Learner:
     if state is None or state.pending is None:
       return []
     cfg = self.config.dataset
-    proj = project_lib.read_project(cfg.path, cfg.classes)
+    proj = project_lib.read_project(cfg.path, cfg.classes,
+                                    masks=self.config.get('segmentation') is not None)
     pending = query_lib.Pending.from_json(state.pending)
     rows = query_lib.query_rows(pending, proj.train_paths, proj.class_names,
                                 session.run_id(self.config))

@@ -8,6 +8,12 @@ depth). ``predictions.csv`` gets one row per image: its path (relative to
 ``PATH``), the predicted class, its probability, and the probability of
 every class (``p_<class>``), from the newest checkpoint's task model. The
 run is only read; ``--out`` must not exist yet (``--overwrite_out`` replaces it).
+
+For a segmentation run ``--out`` is a folder: one ``<path>.png`` mask per
+image (one channel, the predicted class index per pixel), at the image's
+own size (nearest neighbour from the model's), the format
+``--labels`` reads back: a person may correct them instead of painting
+from scratch.
 """
 
 from __future__ import annotations
@@ -68,7 +74,8 @@ def predict(workdir: str, images: str) -> tuple[list[str], tuple[str, ...], np.n
 
   Returns:
     ``(paths, class_names, probabilities)``: the images (relative to
-    ``images``' folder), the classes, and float32 ``[n, K]`` probabilities.
+    ``images``' folder), the classes, and float32 ``[n, K]`` probabilities
+    (segmentation: ``[n, H, W, K]``, at the model's image size).
 
   Raises:
     JalError: not a run, no task model kept, a damaged checkpoint, an
@@ -112,6 +119,27 @@ def write_predictions(out: str, paths: list[str], class_names: tuple[str, ...],
   os.replace(out + '.tmp', out)
 
 
+def write_masks(out: str, root: str, paths: list[str], probabilities: np.ndarray) -> None:
+  """Writes each image's predicted mask as ``out/<path without extension>.png`` (uint8,
+  class indices, mode L) at the image's own size; ``out`` is made whole, then renamed."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  tmp = out.rstrip('/') + '.tmp'
+  shutil.rmtree(tmp, ignore_errors=True)
+  for path, p in zip(paths, probabilities):
+    source = root if os.path.isfile(root) else os.path.join(root, path)
+    with Image.open(source) as image:
+      size = image.size
+    mask = Image.fromarray(np.argmax(p, axis=-1).astype(np.uint8), 'L').resize(size,
+                                                                               Image.NEAREST)
+    target = os.path.join(tmp, os.path.splitext(path)[0] + '.png')
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    mask.save(target)
+  if os.path.isdir(out):
+    shutil.rmtree(out)
+  os.replace(tmp, out)
+
+
 def main(argv):
   if len(argv) > 1:
     raise JalError(f"unexpected arguments {' '.join(argv[1:])}; every option is a flag")
@@ -123,6 +151,12 @@ def main(argv):
     raise JalError(f'--out {OUT.value} exists; choose another name or pass --overwrite_out')
   cli.set_up()
   paths, class_names, probabilities = predict(cli.WORKDIR.value, IMAGES.value)
+  if probabilities.ndim == 4:  # segmentation: a mask per image
+    if os.path.isfile(OUT.value):
+      raise JalError(f'--out {OUT.value} is a file; a segmentation run writes a folder of masks')
+    write_masks(OUT.value, IMAGES.value, paths, probabilities)
+    print(f'jal: predicted the masks of {len(paths)} images into {OUT.value}/')
+    return
   write_predictions(OUT.value, paths, class_names, probabilities)
   print(f'jal: predicted {len(paths)} images into {OUT.value}')
 

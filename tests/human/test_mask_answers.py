@@ -13,8 +13,10 @@ import pytest
 from PIL import Image
 
 from configs import label_masks
-from jal import checkpoint, experiment
+from jal import checkpoint, experiment, predict
 from jal.errors import JalError
+from jal.human import mask_files
+from jal.learner import Learner
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', 'fixtures', 'masks')
 # The fixtures' classes, in jal's order (tests/fixtures/masks/README.md).
@@ -81,9 +83,14 @@ def test_a_person_segments_three_rounds_with_png_masks(tmp_path):
   state = checkpoint.Checkpointer(str(run / 'checkpoints')).latest()
   assert records == [] and len(state.pending['answered']) == 3  # one left: it stays queued
   experiment.run(config, str(run), labels=_answer(run, truth, tmp_path / 'a0b', 1, True))
-  for r in range(1, 3):
-    records = experiment.run(config, str(run),
-                             labels=_answer(run, truth, tmp_path / f'a{r}'))
+  records = experiment.run(config, str(run), labels=_answer(run, truth, tmp_path / 'a1'))
+  # The last query answered from Python, as arrays (jal.learner).
+  learner = Learner(config, str(run))
+  waiting = learner.query()
+  assert len(waiting) == 3 and all(w['predicted'] == '' for w in waiting)
+  assert learner.teach({w['path']: truth[os.path.splitext(os.path.basename(w['path']))[0]]
+                        for w in waiting}) == []
+  records = learner.records
   assert [r['num_labeled'] for r in records] == [4, 7, 10]
   assert all(r['metric'] == 'test_miou' and 0 <= r['test_miou'] <= 1 for r in records)
   state = checkpoint.Checkpointer(str(run / 'checkpoints')).latest()
@@ -94,6 +101,13 @@ def test_a_person_segments_three_rounds_with_png_masks(tmp_path):
     np.testing.assert_array_equal(mask, want)  # the person's mask, resized by nearest
   stored = sorted(os.listdir(run / 'labels'))
   assert len(stored) == 4 and all(os.listdir(run / 'labels' / s) for s in stored)
+  # The last task model's masks, at each image's own size, in the format --labels reads.
+  paths, _, probabilities = predict.predict(str(run), str(tmp_path / 'project' / 'unlabeled'))
+  assert probabilities.shape == (10, 8, 8, 2)
+  predict.write_masks(str(tmp_path / 'predicted'), str(tmp_path / 'project' / 'unlabeled'),
+                      paths, probabilities)
+  back = mask_files.read_png_masks(str(tmp_path / 'predicted'), ('dark', 'bright'))
+  assert sorted(back) == sorted(truth) and back['im0'].shape == (10, 12)
 
 
 @pytest.fixture

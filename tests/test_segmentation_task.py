@@ -228,7 +228,8 @@ def _segmentation_config(path, strategy, **overrides):
   return config
 
 
-@pytest.mark.parametrize('strategy', ['entropy', 'bald', 'mal', 'pal'])
+# Entropy runs on the real CamVid slice below.
+@pytest.mark.parametrize('strategy', ['bald', 'mal', 'pal'])
 def test_two_rounds_of_a_strategy_on_generated_masks(tmp_path, mask_folder, strategy):
   config = _segmentation_config(mask_folder, strategy)
   records = experiment.run(config, str(tmp_path / 'run'))

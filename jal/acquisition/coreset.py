@@ -30,8 +30,8 @@ CENTER_BLOCK = 128
 POINT_BLOCK = 4096
 
 
-def _nearest_center(points: jax.Array, centers: jax.Array, shift: jax.Array, block: int,
-                    point_block: int) -> jax.Array:
+def _nearest_center(points: jax.Array, centers: jax.Array, shift: jax.Array,
+                    num_centers: jax.Array, block: int, point_block: int) -> jax.Array:
   """The index of each point's nearest center, by the matmul expansion after a shift.
 
   ``||x - c||^2 = |x'|^2 - 2 x'.c' + |c'|^2`` with ``x' = x - shift`` and
@@ -49,6 +49,8 @@ def _nearest_center(points: jax.Array, centers: jax.Array, shift: jax.Array, blo
     points: float32 ``[n, d]``.
     centers: float32 ``[m, d]``, ``m >= 1``.
     shift: float32 ``[d]``.
+    num_centers: int32 scalar: only ``centers[:num_centers]`` count (the rest
+      is padding).
     block: static number of centers per step.
     point_block: static number of points per step.
 
@@ -71,6 +73,7 @@ def _nearest_center(points: jax.Array, centers: jax.Array, shift: jax.Array, blo
       c = lax.dynamic_slice_in_dim(centers, start, block)
       dist = (x_sq[:, None] - 2.0 * jnp.dot(x, c.T, precision=lax.Precision.HIGHEST)
               + lax.dynamic_slice_in_dim(centers_sq, start, block)[None, :])
+      dist = jnp.where((start + jnp.arange(block) < num_centers)[None, :], dist, jnp.inf)
       block_arg = jnp.argmin(dist, axis=1).astype(jnp.int32)
       block_best = jnp.min(dist, axis=1)
       better = block_best < best  # strict: an earlier block keeps a tie
@@ -114,7 +117,9 @@ def _sq_dist_to_rows(points: jax.Array, centers: jax.Array, rows: jax.Array,
 
 
 @functools.partial(jax.jit, static_argnames=('k',))
-def k_center_greedy(points: jax.Array, centers: jax.Array, k: int) -> jax.Array:
+def k_center_greedy(points: jax.Array, centers: jax.Array, k: int,
+                    num_points: jax.Array | int | None = None,
+                    num_centers: jax.Array | int | None = None) -> jax.Array:
   """The k-center greedy of Sener & Savarese (ICLR 2018, Algorithm 1).
 
   With ``Delta(a, b) = ||a - b||^2`` (squared Euclidean: the same argmax as the
@@ -128,7 +133,7 @@ def k_center_greedy(points: jax.Array, centers: jax.Array, k: int) -> jax.Array:
   point is picked twice, even when points are duplicated (zero distance).
 
   Ties go to the lowest index, as with ``np.argmax``. With no centers
-  (``m = 0``) Algorithm 1 starts from an arbitrary point; here ``D`` starts at
+  (``m = 0`` or ``num_centers = 0``) Algorithm 1 starts from an arbitrary point; here ``D`` starts at
   ``+inf`` everywhere, so the first pick is point 0 and the run is
   deterministic.
 
@@ -153,7 +158,12 @@ def k_center_greedy(points: jax.Array, centers: jax.Array, k: int) -> jax.Array:
     points: float32 ``[n, d]``, the candidates' features (e.g. the task
       model's penultimate features); other float dtypes are cast to float32.
     centers: float32 ``[m, d]``, ``m >= 0``, the labeled pool's features.
-    k: static number of picks, ``0 <= k <= n``.
+    k: static number of picks, ``0 <= k <= n`` (and ``<= num_points``).
+    num_points, num_centers: int32 scalars (traced: no recompilation when
+      they change) when only ``points[:num_points]`` and
+      ``centers[:num_centers]`` are real and the rest is padding: arrays
+      padded to a few sizes compile a few times over all rounds
+      (`bucket_size`). None: all rows are real.
 
   Returns:
     int32 ``[k]``: distinct positions into ``points``, in the order picked.
@@ -173,17 +183,23 @@ def k_center_greedy(points: jax.Array, centers: jax.Array, k: int) -> jax.Array:
     return jnp.zeros((0,), jnp.int32)
   points = points.astype(jnp.float32)
   centers = centers.astype(jnp.float32)
+  num_points = jnp.asarray(n if num_points is None else num_points, jnp.int32)
+  num_centers = jnp.asarray(m if num_centers is None else num_centers, jnp.int32)
+  real = jnp.arange(n) < num_points
 
   if m:
     # Distances do not change under a common shift, but the expansion's error
     # does: about eps (|x|^2 + |c|^2), so features far from the origin relative
     # to their spread (post-ReLU features) would choose wrong centers.
     # Centring both at the points' mean makes that error eps times the spread.
-    shift = jnp.mean(points, axis=0)
-    nearest = _nearest_center(points, centers, shift, CENTER_BLOCK, POINT_BLOCK)
+    shift = jnp.dot(real.astype(jnp.float32), points,  # a matvec: no [n, d] temporary
+                    precision=lax.Precision.HIGHEST) / jnp.maximum(num_points, 1)
+    nearest = _nearest_center(points, centers, shift, num_centers, CENTER_BLOCK, POINT_BLOCK)
     min_dist = _sq_dist_to_rows(points, centers, nearest, POINT_BLOCK)
+    min_dist = jnp.where(num_centers > 0, min_dist, jnp.inf)
   else:
     min_dist = jnp.full((n,), jnp.inf, jnp.float32)
+  min_dist = jnp.where(real, min_dist, -jnp.inf)  # padding is never picked
 
   def pick(t, carry):
     min_dist, picks = carry
@@ -196,3 +212,13 @@ def k_center_greedy(points: jax.Array, centers: jax.Array, k: int) -> jax.Array:
 
   _, picks = lax.fori_loop(0, k, pick, (min_dist, jnp.zeros((k,), jnp.int32)))
   return picks
+
+
+def bucket_size(n: int, smallest: int = 256) -> int:
+  """The padded size of ``n`` rows: the smallest ``2^j`` or ``3 * 2^(j-1)`` that holds them
+  (at least ``smallest``), so sizes that drift over rounds share a compilation and
+  padding wastes at most a third of the rows."""
+  size = smallest
+  while size < n:
+    size = size * 3 // 2 if size & (size - 1) == 0 else size * 4 // 3
+  return size

@@ -109,13 +109,15 @@ class TaskModel:
   variables: Any
   batch_size: int
 
-  def predict(self, images: jax.Array, indices: np.ndarray, fn) -> Any:
-    """``fn`` of the model's eval-mode outputs over ``images[indices]``, as NumPy.
+  def predict(self, images: jax.Array, indices: np.ndarray, fn, on_device: bool = False) -> Any:
+    """``fn`` of the model's eval-mode outputs over ``images[indices]``, as NumPy
+    (``on_device``: device arrays, padded to a multiple of the batch size).
 
     ``fn`` compiles once per distinct function (see `jal.train.Trainer.predict`):
     pass a module-level function or a method of the strategy.
     """
-    return self.trainer.predict(self.variables, images, indices, fn, self.batch_size)
+    return self.trainer.predict(self.variables, images, indices, fn, self.batch_size,
+                                on_device=on_device)
 
 
 @dataclasses.dataclass

@@ -12,12 +12,19 @@ that tolerates outliers (Sec. 4.3), is not implemented.
 Distances are Euclidean between the task model's penultimate features (the
 pooled backbone output, ``outputs['features']``), as in the SCAL paper
 (Krishnan et al. 2021, App. A.4). The greedy runs on the device,
-`jal.acquisition.coreset.k_center_greedy`, in O(n d) memory. No settings.
+`jal.acquisition.coreset.k_center_greedy`, in O(n d) memory. The features
+never leave the device (only the picks do), and the candidates' and labeled
+pool's features are padded to a few sizes (`coreset.bucket_size`), so the
+greedy compiles a few times over a run instead of once per round. No
+settings.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jal import sharding
@@ -41,17 +48,42 @@ class Strategy(base.Strategy):
     k = min(budget, ctx.candidates.size)
     if k == 0:
       return np.zeros(0, np.int64)
-    points = np.asarray(ctx.task.predict(ctx.images, ctx.candidates, base.features),
-                        np.float32)
-    if ctx.pool.labeled.size:
-      centers = np.asarray(ctx.task.predict(ctx.images, ctx.pool.labeled, base.features),
-                           np.float32)
+    n, m = ctx.candidates.size, ctx.pool.labeled.size
+    replicated = sharding.replicated(ctx.mesh)
+    points = self._features(ctx, ctx.candidates, replicated)
+    if m:
+      centers = self._features(ctx, ctx.pool.labeled, replicated)
     else:
-      centers = np.zeros((0, points.shape[1]), np.float32)
-    if not (np.isfinite(points).all() and np.isfinite(centers).all()):
+      centers = jax.device_put(np.zeros((coreset.bucket_size(1), points.shape[1]), np.float32),
+                               replicated)
+    counts = jax.device_put((np.int32(n), np.int32(m)), replicated)
+    if not bool(_all_finite(points, centers, *counts)):
       raise JalError('coreset: a penultimate feature of the task model is NaN or infinite; '
                      'lower config.train.learning_rate')
-    replicated = sharding.replicated(ctx.mesh)
-    picks = coreset.k_center_greedy(jax.device_put(points, replicated),
-                                    jax.device_put(centers, replicated), k)
+    picks = coreset.k_center_greedy(points, centers, k, *counts)
     return np.asarray(ctx.candidates, np.int64)[jax.device_get(picks)]
+
+  def _features(self, ctx: base.RoundContext, indices: np.ndarray,
+                placement: jax.sharding.Sharding) -> jax.Array:
+    """float32 ``[bucket_size(n), D]`` on the device: the features of ``images[indices]``,
+    then padding rows."""
+    features = ctx.task.predict(ctx.images, indices, base.features, on_device=True)
+    if isinstance(features, np.ndarray):  # several processes: gathered to the host
+      features = jax.device_put(features.astype(np.float32), placement)
+    size = coreset.bucket_size(max(indices.size, features.shape[0]))
+    return _pad_rows(features, size)
+
+
+@jax.jit
+def _all_finite(points, centers, n, m):
+  """Whether the real rows (``[:n]``, ``[:m]``) are finite (padding is zeros)."""
+  def finite(x, count):
+    return jnp.all(jnp.isfinite(x).all(axis=1) | (jnp.arange(x.shape[0]) >= count))
+  return finite(points, n) & finite(centers, m)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _pad_rows(x: jax.Array, size: int) -> jax.Array:
+  """float32 ``[size, D]``: ``x`` then zero rows (inside jit: no host constant crosses)."""
+  x = x.astype(jnp.float32)
+  return jnp.pad(x, ((0, size - x.shape[0]), (0, 0))) if size > x.shape[0] else x

@@ -234,16 +234,17 @@ def run_epochs(epoch_fn: Callable[[Any, Any], tuple[Any, Any, jax.Array]], state
     examples, Python floats (NumPy arrays ``[T]`` for trials).
 
   Raises:
-    JalError: a metric became NaN or infinite. The run stops there; rounds
-      already finished are in the work directory.
+    JalError: a metric became NaN or infinite (seen one epoch late: each
+      epoch's metrics are read once the next epoch is dispatched). The run
+      stops there; rounds already finished are in the work directory.
   """
-  metrics = {}
   # A bar on a terminal only (tqdm's disable=None), unless TQDM_DISABLE says
   # otherwise; logs get the round summaries.
   quiet = {} if os.environ.get('TQDM_DISABLE') else {'disable': None}
   bar = tqdm(total=epochs, desc=description, leave=False, dynamic_ncols=True, **quiet)
-  for epoch in range(epochs):
-    state, sums, count = epoch_fn(state, jax.device_put(schedule_fn(epoch), sharding))
+
+  def read(epoch, sums, count):
+    """Epoch ``epoch``'s metrics, read back (this waits for that epoch only)."""
     sums, count = jax.device_get((sums, count))
     count = np.maximum(np.asarray(count, np.float64), 1.0)
     metrics = {k: _scalar_or_array(np.asarray(v, np.float64) / count) for k, v in sums.items()}
@@ -255,6 +256,18 @@ def run_epochs(epoch_fn: Callable[[Any, Any], tuple[Any, Any, jax.Array]], state
                      'work directory)')
     bar.set_postfix_str(f"loss {np.mean(metrics.get('loss', np.nan)):.3f}", refresh=False)
     bar.update(1)
+    return metrics
+
+  # Each epoch's metrics are read after the next epoch is dispatched, so the
+  # device never waits for the host between epochs.
+  metrics, behind = {}, None
+  for epoch in range(epochs):
+    state, sums, count = epoch_fn(state, jax.device_put(schedule_fn(epoch), sharding))
+    if behind is not None:
+      metrics = read(*behind)
+    behind = (epoch, sums, count)
+  if behind is not None:
+    metrics = read(*behind)
   bar.close()
   return state, metrics
 

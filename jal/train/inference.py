@@ -40,7 +40,7 @@ def padded_batches(indices: np.ndarray, batch_size: int) -> Iterator[tuple[np.nd
 
 
 def map_batches(fn: Callable[..., Any], args: tuple, indices: np.ndarray, batch_size: int,
-                sharding: jax.sharding.Sharding) -> Any:
+                sharding: jax.sharding.Sharding, on_device: bool = False) -> Any:
   """Applies ``fn(*args, batch_indices)`` over ``indices`` and concatenates.
 
   Args:
@@ -50,15 +50,22 @@ def map_batches(fn: Callable[..., Any], args: tuple, indices: np.ndarray, batch_
     indices: int with shape ``[n]``.
     batch_size: fixed batch size (a multiple of the number of devices).
     sharding: how a batch of indices is placed (split over the ``'data'`` axis).
+    on_device: keep the result on the device (one process only): the
+      batches joined there, their padding kept, so nothing crosses to the
+      host (CoreSet's features go straight into its greedy).
 
   Returns:
-    The pytree of NumPy arrays with leading axis ``n``.
+    The pytree of NumPy arrays with leading axis ``n``; with ``on_device``,
+    of device arrays with leading axis ``n`` rounded up to a multiple of
+    ``batch_size`` (rows from ``n`` on repeat the last batch's indices).
   """
   indices = np.asarray(indices)
   if indices.size == 0:
     raise ValueError('map_batches over an empty index array')
   outputs = [fn(*args, jax.device_put(batch, sharding))
              for batch, _ in padded_batches(indices, batch_size)]
+  if on_device and jax.process_count() == 1:
+    return jax.tree.map(lambda *xs: jax.numpy.concatenate(xs), *outputs)
   # Fetched once at the end (dispatch stays asynchronous until then), joined
   # and cut to ``n`` on the host. With several processes (multi-host) each
   # holds only its devices' part of a batch: gather them all.

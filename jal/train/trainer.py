@@ -211,7 +211,8 @@ class Trainer:
   # -- inference ------------------------------------------------------------------
 
   def predict(self, variables, images: jax.Array, indices: np.ndarray,
-              fn: Callable[[dict[str, jax.Array]], Any], batch_size: int) -> Any:
+              fn: Callable[[dict[str, jax.Array]], Any], batch_size: int,
+              on_device: bool = False) -> Any:
     """Runs the model in eval mode over ``indices`` and maps its outputs with ``fn``.
 
     ``fn`` is compiled once per distinct function (compared with ``==``): a
@@ -224,9 +225,11 @@ class Trainer:
       indices: int ``[n]`` rows of ``images``.
       fn: a function of the output dict (e.g. returning the logits or a score).
       batch_size: fixed batch size (a multiple of the devices).
+      on_device: keep the outputs on the device (`inference.map_batches`).
 
     Returns:
-      NumPy pytree with leading axis ``n``.
+      NumPy pytree with leading axis ``n`` (``on_device``: device arrays,
+      ``n`` rounded up to a multiple of ``batch_size``).
     """
     if fn not in self._predict:
       def apply(variables, images, idx, fn=fn):
@@ -235,7 +238,7 @@ class Trainer:
         return fn(self.model.apply(variables, x, train=False))
       self._predict[fn] = jax.jit(apply)
     return inference.map_batches(self._predict[fn], (variables, images), indices, batch_size,
-                                 self.batch_sharding)
+                                 self.batch_sharding, on_device=on_device)
 
 
 def epoch_schedule(cfg: ml_collections.ConfigDict, epoch: int,

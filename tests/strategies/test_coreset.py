@@ -4,6 +4,8 @@ features; one round runs through the experiment loop with no implicit transfer."
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +16,7 @@ from helpers import MIN_RELATIVE_GAP, reference_k_center_greedy
 from jal import checkpoint, experiment, sharding
 from jal.errors import JalError
 from jal.pool import Pool
+from jal.acquisition import coreset
 from jal.strategies import base
 
 
@@ -23,8 +26,9 @@ class _FeatureTask:
   def __init__(self, features):
     self.features = features
 
-  def predict(self, images, indices, fn):
-    return np.asarray(fn({'features': jnp.asarray(self.features[indices])}))
+  def predict(self, images, indices, fn, on_device=False):
+    out = fn({'features': jnp.asarray(self.features[indices])})
+    return out if on_device else np.asarray(out)
 
 
 def test_strategy_queries_the_reference_picks_among_candidates():
@@ -46,6 +50,17 @@ def test_strategy_queries_the_reference_picks_among_candidates():
   assert query.dtype == np.int64
   np.testing.assert_array_equal(query, candidates[expected])
   assert strategy.query(ctx, 1000).size == candidates.size  # clipped to the candidates
+  # Later rounds (fewer candidates, more labeled) within the same size buckets compile
+  # the greedy once: the counts are traced, the arrays padded.
+  before = coreset.k_center_greedy._cache_size()  # pylint: disable=protected-access
+  for extra in range(1, 4):
+    later = dataclasses.replace(ctx, candidates=candidates[extra:],
+                                pool=Pool(100, np.concatenate([labeled, candidates[:extra]]),
+                                          np.zeros(10 + extra, np.int32)))
+    expected, _ = reference_k_center_greedy(features[candidates[extra:]],
+                                            features[later.pool.labeled], 15)
+    np.testing.assert_array_equal(strategy.query(later, 15), candidates[extra:][expected])
+  assert coreset.k_center_greedy._cache_size() == before  # pylint: disable=protected-access
   features[candidates[3], 0] = np.nan
   with pytest.raises(JalError, match='NaN'):
     strategy.query(ctx, 15)

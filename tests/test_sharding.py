@@ -56,9 +56,11 @@ def test_eight_devices_agree_with_one():
   assert result.returncode == 0 and 'AGREE' in result.stdout, result.stderr[-3000:]
 
 
-# One epoch per network: every PAL program still runs on the two processes' mesh, with
-# fewer of the slow cross-process (gloo) steps.
-TWO_PROCESS_SETTINGS = {'train.epochs': 1, 'strategy.pal.scoring_train.epochs': 1}
+# One epoch per network and 150 images: PAL's task model, scoring network and fine-tuned
+# copy still run on the two processes' mesh, with fewer of the slow cross-process (gloo)
+# steps.
+TWO_PROCESS_SETTINGS = {'train.epochs': 1, 'strategy.pal.scoring_train.epochs': 1,
+                        'dataset.max_train': 150, 'dataset.max_test': 50}
 
 MULTI_PROCESS = textwrap.dedent('''
     import json, sys

@@ -65,6 +65,43 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   return nn.max_pool(x, window, strides=window, padding='VALID')
 
 
+def _mix32(x: jax.Array) -> jax.Array:
+  """A bijective 32-bit integer hash (the "lowbias32" finalizer: two multiply-xorshift
+  rounds), whose output bits each depend on every input bit."""
+  x = x ^ (x >> 16)
+  x = x * jnp.uint32(0x7FEB352D)
+  x = x ^ (x >> 15)
+  x = x * jnp.uint32(0x846CA68B)
+  return x ^ (x >> 16)
+
+
+def dropout_keep_mask(key: jax.Array, shape: tuple[int, ...], keep: float) -> jax.Array:
+  """bool ``shape``: which elements dropout keeps, each with probability ``keep``.
+
+  A counter-based draw: two 32-bit words from ``key`` (one threefry call per
+  mask, not per element) seed a hash of each element's position, and an
+  element is kept where the hash falls below ``keep * 2^32``. Threefry per
+  element made MC dropout's masks the cost of a BALD query on a CPU; the hash
+  is about 9x cheaper there (``BENCHMARKS.md``). Masks of different keys
+  (samples, layers, steps) are independent, and elements within a mask too,
+  as far as a test of the keep rate and of pairwise co-occurrence can tell
+  (tests/models/test_layers.py). ``keep`` is exact to ``2^-32``.
+
+  Args:
+    key: a PRNG key.
+    shape: the mask's shape (at most ``2^32`` elements).
+    keep: the probability of keeping an element, in ``(0, 1]``.
+  """
+  words = jax.random.bits(key, (2,), jnp.uint32)
+  size = 1
+  for d in shape:
+    size *= d
+  position = jax.lax.iota(jnp.uint32, size).reshape(shape)
+  hashed = _mix32(_mix32(position * jnp.uint32(0x9E3779B9) + words[0]) ^ words[1])
+  threshold = jnp.uint32(min(int(round(keep * 2.0**32)), 2**32 - 1))
+  return hashed < threshold if keep < 1.0 else jnp.ones(shape, bool)
+
+
 def mc_dropout(module: nn.Module, x: jax.Array, rate: float) -> jax.Array:
   """Inverted dropout of ``x`` with ``rate`` inside ``module``, if a stream is given.
 
@@ -74,10 +111,10 @@ def mc_dropout(module: nn.Module, x: jax.Array, rate: float) -> jax.Array:
   averages in both scoring and evaluation. So this dropout does not follow
   ``train``: it is active exactly when ``apply`` is given ``rngs={'dropout':
   key}`` (the train step always passes one; `jal.train.Trainer.predict`
-  never does).
+  never does). Its masks come from `dropout_keep_mask`.
 
   Args:
-    module: the calling module (dropout becomes one of its submodules).
+    module: the calling module (it draws from its ``'dropout'`` stream).
     x: any array.
     rate: probability of zeroing an element, in ``[0, 1)``; 0 adds no layer.
 
@@ -86,9 +123,10 @@ def mc_dropout(module: nn.Module, x: jax.Array, rate: float) -> jax.Array:
     by ``1 / (1 - rate)`` when ``module`` has a ``'dropout'`` PRNG stream,
     else ``x`` unchanged.
   """
-  if rate == 0.0:
+  if rate == 0.0 or not module.has_rng('dropout'):
     return x
-  return nn.Dropout(rate, deterministic=not module.has_rng('dropout'))(x)
+  keep = dropout_keep_mask(module.make_rng('dropout'), x.shape, 1.0 - rate)
+  return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))
 
 
 def conv_bn_relu(module: nn.Module, x: jax.Array, features: int, *, train: bool, dtype: Any,

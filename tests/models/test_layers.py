@@ -73,3 +73,31 @@ def test_l2_normalize_matches_numpy_and_is_finite_at_zero():
   cols = np.asarray(layers.l2_normalize(jnp.asarray(x[:4], jnp.bfloat16), axis=0))
   assert cols.dtype == np.float32
   np.testing.assert_allclose(np.linalg.norm(cols, axis=0), 1.0, rtol=1e-2)
+
+
+def test_dropout_masks_keep_at_their_rate_and_are_independent():
+  """The counter-based masks of `dropout_keep_mask`: the keep rate within 4 standard errors,
+  and pairs of elements (neighbours in a mask, the same element under two keys, as in two MC
+  samples or two examples) kept together at keep^2, as independent draws are."""
+  from jal.models.layers import dropout_keep_mask
+  keep, shape = 0.7, (64, 32, 32)
+  keys = jax.random.split(jax.random.key(3), 8)
+  masks = np.asarray(jax.jit(jax.vmap(lambda k: dropout_keep_mask(k, shape, keep)))(keys))
+  n = masks.size
+  assert abs(masks.mean() - keep) < 4 * np.sqrt(keep * (1 - keep) / n)
+  pairs = {
+      'neighbours': (masks[..., :-1], masks[..., 1:]),
+      'rows apart': (masks[:, :, :-1, :], masks[:, :, 1:, :]),
+      'examples': (masks[:, :-1], masks[:, 1:]),
+      'two keys': (masks[:-1], masks[1:]),
+  }
+  for name, (a, b) in pairs.items():
+    both = np.mean(a & b)
+    se = np.sqrt(keep**2 * (1 - keep**2) / a.size)
+    assert abs(both - keep**2) < 5 * se, (name, both)
+  assert not np.array_equal(masks[0], masks[1])
+  # Every rate, and the extremes.
+  for rate in (0.05, 0.5, 0.95):
+    m = np.asarray(dropout_keep_mask(jax.random.key(0), (100_000,), rate))
+    assert abs(m.mean() - rate) < 4 * np.sqrt(rate * (1 - rate) / m.size)
+  assert np.asarray(dropout_keep_mask(jax.random.key(0), (10,), 1.0)).all()

@@ -219,6 +219,36 @@ def apply(state: checkpoint.RunState, pending: Pending, decision: Decision,
                              imports=state.imports + [entry])
 
 
+def _waiting_query(workdir: str, state: checkpoint.RunState, source: str
+                   ) -> tuple[Pending, str, dict | None]:
+  """The query waiting for answers, the SHA-256 of ``source``, and the import entry of an
+  earlier import of the same file (None if it is new).
+
+  Raises:
+    JalError: no query waiting, or ``source`` missing or unreadable.
+  """
+  if state.pending is None:
+    raise JalError(f'--labels {source}: no query is waiting for answers in {workdir}; run '
+                   'without --labels to go on')
+  pending = Pending.from_json(state.pending)
+  if not os.path.exists(source):
+    raise JalError(f'--labels {source}: no such file or folder')
+  try:
+    digest = file_digest(source)
+  except OSError as e:
+    raise JalError(f'--labels {source}: cannot read it ({e.strerror or e})') from None
+  earlier = next((e for e in state.imports if e['sha256'] == digest), None)
+  return pending, digest, earlier
+
+
+def _still_queued(left: int, pending: Pending) -> str:
+  """The report's tail for a partial answer ('' when nothing is left)."""
+  if not left:
+    return ''
+  return (f'; {left} of the {len(pending.indices)} images of round {pending.round}\'s '
+          'query are still unanswered and stay queued')
+
+
 def import_labels(workdir: str, state: checkpoint.RunState, source: str,
                   ckpt: checkpoint.Checkpointer, paths: tuple[str, ...],
                   class_names: tuple[str, ...], skip_label: str,
@@ -232,19 +262,9 @@ def import_labels(workdir: str, state: checkpoint.RunState, source: str,
   Raises:
     JalError: no query waiting, or a problem with the file (nothing written).
   """
-  if state.pending is None:
-    raise JalError(f'--labels {source}: no query is waiting for answers in {workdir}; run '
-                   'without --labels to go on')
-  pending = Pending.from_json(state.pending)
-  if not os.path.exists(source):
-    raise JalError(f'--labels {source}: no such file or folder')
-  try:
-    digest = file_digest(source)
-  except OSError as e:
-    raise JalError(f'--labels {source}: cannot read it ({e.strerror or e})') from None
-  for entry in state.imports:
-    if entry['sha256'] == digest:
-      return state, (f'{source} was already imported (as {entry["file"]}); nothing changed')
+  pending, digest, earlier = _waiting_query(workdir, state, source)
+  if earlier is not None:
+    return state, f'{source} was already imported (as {earlier["file"]}); nothing changed'
   labels = label_files.read(source, skip_label)
   decision = resolve(labels, pending, state.pool, paths, class_names, skip_label, run_id)
   waiting = len(pending.remaining)
@@ -265,10 +285,7 @@ def import_labels(workdir: str, state: checkpoint.RunState, source: str,
             f'{len(decision.skipped)} skipped' +
             (f', {decision.repeated} repeated' if decision.repeated else '') +
             f'; kept as {os.path.join(workdir, copy)}')
-  if left:
-    report += (f'; {left} of the {len(pending.indices)} images of round {pending.round}\'s '
-               'query are still unanswered and stay queued')
-  return new, report
+  return new, report + _still_queued(left, pending)
 
 
 def _store_masks(workdir: str, source: str, digest: str, round_: int) -> str:
@@ -355,19 +372,9 @@ def import_masks(workdir: str, state: checkpoint.RunState, source: str,
     JalError: no query waiting, or a problem with the file (nothing written).
   """
   from jal.human import mask_files  # pylint: disable=g-import-not-at-top
-  if state.pending is None:
-    raise JalError(f'--labels {source}: no query is waiting for answers in {workdir}; run '
-                   'without --labels to go on')
-  pending = Pending.from_json(state.pending)
-  if not os.path.exists(source):
-    raise JalError(f'--labels {source}: no such file or folder')
-  try:
-    digest = file_digest(source)
-  except OSError as e:
-    raise JalError(f'--labels {source}: cannot read it ({e.strerror or e})') from None
-  for entry in state.imports:
-    if entry['sha256'] == digest:
-      return state, (f'{source} was already imported (as {entry["file"]}); nothing changed')
+  pending, digest, earlier = _waiting_query(workdir, state, source)
+  if earlier is not None:
+    return state, f'{source} was already imported (as {earlier["file"]}); nothing changed'
   masks = mask_files.read_mask_answers(source, project.class_names,
                                        size=(image_size, image_size))
   answers, repeated = resolve_masks(masks, pending, state.pool, project.train_paths, source)
@@ -392,7 +399,4 @@ def import_masks(workdir: str, state: checkpoint.RunState, source: str,
   report = (f'imported {source} (masks): {len(answers)} labeled' +
             (f', {repeated} repeated' if repeated else '') +
             f'; kept as {os.path.join(workdir, copy)}')
-  if left:
-    report += (f'; {left} of the {len(pending.indices)} images of round {pending.round}\'s '
-               'query are still unanswered and stay queued')
-  return new, report
+  return new, report + _still_queued(left, pending)

@@ -25,9 +25,12 @@ Two points the paper leaves open, settled here:
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jal.models.layers import l2_normalize
 
@@ -36,34 +39,47 @@ from jal.models.layers import l2_normalize
 LABELED_BLOCK = 1024
 
 
-@jax.jit
-def _class_max_cosine(features, predictions, labeled_blocks, label_blocks):
-  queries = l2_normalize(features)
+@functools.partial(jax.jit, static_argnames='block')
+def _class_max_cosine(features, predictions, labeled_features, labeled_labels, block):
+  """float32 ``[n]``: Eq. 2 as a running maximum over blocks of labeled rows, padding
+  (label -1) included in the last block."""
+  m, dim = labeled_features.shape
+  padded = max(1, -(-m // block)) * block
+  keys = jnp.pad(l2_normalize(labeled_features.astype(jnp.float32)), ((0, padded - m), (0, 0)))
+  key_labels = jnp.pad(labeled_labels.astype(jnp.int32), (0, padded - m), constant_values=-1)
+  queries = l2_normalize(features.astype(jnp.float32))
+  predictions = predictions.astype(jnp.int32)
 
-  def step(best, block):
-    keys, key_labels = block
-    similarity = queries @ l2_normalize(keys).T
-    same = predictions[:, None] == key_labels[None, :]
+  def step(best, block_):
+    keys_, labels_ = block_
+    similarity = jnp.dot(queries, keys_.T, precision=jax.lax.Precision.HIGHEST)
+    same = predictions[:, None] == labels_[None, :]
     return jnp.maximum(best, jnp.max(jnp.where(same, similarity, -jnp.inf), axis=1)), None
 
   start = jnp.full(features.shape[0], -jnp.inf, jnp.float32)
-  return jax.lax.scan(step, start, (labeled_blocks, label_blocks))[0]
+  blocks = (keys.reshape(-1, block, dim), key_labels.reshape(-1, block))
+  return jax.lax.scan(step, start, blocks)[0]
 
 
-def class_similarity_scores(features: np.ndarray, predictions: np.ndarray,
-                            labeled_features: np.ndarray, labeled_labels: np.ndarray,
+def class_similarity_scores(features: ArrayLike, predictions: ArrayLike,
+                            labeled_features: ArrayLike, labeled_labels: ArrayLike,
                             block: int = LABELED_BLOCK) -> np.ndarray:
   """Eq. 2 of Krishnan et al. (2021): each candidate's highest cosine similarity in its class.
 
-  Computed on the default device in float32, as a running maximum over
-  blocks of ``block`` labeled examples (memory ``O(n block)``, whatever the
-  labeled pool's size).
+  Computed on the device in float32 (``lax.Precision.HIGHEST``: full float32
+  products, never TF32 or bf16 passes), as a running maximum over blocks of
+  ``block`` labeled examples (memory ``O(n block)``, whatever the labeled
+  pool's size). Device arrays stay where they are (the features of a query
+  never cross to the host, only the ``[n]`` scores come back); NumPy arrays
+  are copied over. One compilation per shape: callers pad to a few sizes
+  (`jal.strategies._features`).
 
   Args:
     features: float ``[n, D]``, the candidates' features ``z(x)``.
     predictions: int ``[n]``, the task model's predicted classes.
     labeled_features: float ``[m, D]``, the labeled examples' features.
-    labeled_labels: int ``[m]``, their (oracle's) labels, ``>= 0``.
+    labeled_labels: int ``[m]``, their (oracle's) labels, ``>= 0``, or -1 for a
+      padding row, which matches nothing.
     block: labeled examples per step.
 
   Returns:
@@ -71,34 +87,27 @@ def class_similarity_scores(features: np.ndarray, predictions: np.ndarray,
     the predicted class. A zero feature vector has similarity 0 to everything.
 
   Raises:
-    ValueError: mismatched shapes, a negative label, or a non-finite feature.
+    ValueError: mismatched shapes, a label below -1, or a non-finite feature.
   """
-  features = np.asarray(features, np.float32)
-  labeled_features = np.asarray(labeled_features, np.float32)
-  predictions = np.asarray(predictions)
-  labeled_labels = np.asarray(labeled_labels)
-  if (features.ndim != 2 or labeled_features.ndim != 2
+  if (len(features.shape) != 2 or len(labeled_features.shape) != 2
       or features.shape[1] != labeled_features.shape[1]
       or predictions.shape != features.shape[:1]
       or labeled_labels.shape != labeled_features.shape[:1]):
     raise ValueError(f'features {features.shape}, predictions {predictions.shape}, labeled '
                      f'features {labeled_features.shape} and labels {labeled_labels.shape} '
                      'must be [n, D], [n], [m, D], [m]')
-  if labeled_labels.size and labeled_labels.min() < 0:
-    raise ValueError('labeled_labels must be >= 0 (-1 is reserved for padding)')
-  if not (np.isfinite(features).all() and np.isfinite(labeled_features).all()):
+  low = np.min(labeled_labels) if isinstance(labeled_labels, np.ndarray) else \
+      jnp.min(labeled_labels)
+  if labeled_labels.shape[0] and int(low) < -1:
+    raise ValueError('labeled_labels must be >= 0, or -1 for a padding row')
+  if not bool(_all_finite(features, labeled_features)):
     raise ValueError('a feature is NaN or infinite')
   if features.shape[0] == 0:
     return np.zeros(0, np.float32)
-  # Padded to whole blocks (label -1 matches no prediction): one compilation
-  # per number of blocks, not per labeled-pool size.
-  m = labeled_features.shape[0]
-  padded = max(1, -(-m // block)) * block
-  keys = np.zeros((padded, features.shape[1]), np.float32)
-  keys[:m] = labeled_features
-  key_labels = np.full(padded, -1, np.int32)
-  key_labels[:m] = labeled_labels
-  scores = _class_max_cosine(features, predictions.astype(np.int32),
-                             keys.reshape(-1, block, features.shape[1]),
-                             key_labels.reshape(-1, block))
-  return np.asarray(scores)
+  return np.asarray(_class_max_cosine(features, predictions, labeled_features, labeled_labels,
+                                      block=block))
+
+
+@jax.jit
+def _all_finite(*arrays):
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in arrays]))

@@ -21,8 +21,6 @@ settings.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,7 +28,7 @@ import numpy as np
 from jal import sharding
 from jal.acquisition import coreset
 from jal.errors import JalError
-from jal.strategies import base
+from jal.strategies import _features, base
 
 
 class Strategy(base.Strategy):
@@ -49,29 +47,18 @@ class Strategy(base.Strategy):
     if k == 0:
       return np.zeros(0, np.int64)
     n, m = ctx.candidates.size, ctx.pool.labeled.size
-    replicated = sharding.replicated(ctx.mesh)
-    points = self._features(ctx, ctx.candidates, replicated)
+    points = _features.device_pass(ctx, ctx.candidates, base.features)
     if m:
-      centers = self._features(ctx, ctx.pool.labeled, replicated)
+      centers = _features.device_pass(ctx, ctx.pool.labeled, base.features)
     else:
-      centers = jax.device_put(np.zeros((coreset.bucket_size(1), points.shape[1]), np.float32),
-                               replicated)
-    counts = jax.device_put((np.int32(n), np.int32(m)), replicated)
+      centers = np.zeros((coreset.bucket_size(1), points.shape[1]), np.float32)
+    replicated = sharding.replicated(ctx.mesh)
+    centers, counts = jax.device_put((centers, (np.int32(n), np.int32(m))), replicated)
     if not bool(_all_finite(points, centers, *counts)):
       raise JalError('coreset: a penultimate feature of the task model is NaN or infinite; '
                      'lower config.train.learning_rate')
     picks = coreset.k_center_greedy(points, centers, k, *counts)
     return np.asarray(ctx.candidates, np.int64)[jax.device_get(picks)]
-
-  def _features(self, ctx: base.RoundContext, indices: np.ndarray,
-                placement: jax.sharding.Sharding) -> jax.Array:
-    """float32 ``[bucket_size(n), D]`` on the device: the features of ``images[indices]``,
-    then padding rows."""
-    features = ctx.task.predict(ctx.images, indices, base.features, on_device=True)
-    if isinstance(features, np.ndarray):  # several processes: gathered to the host
-      features = jax.device_put(features.astype(np.float32), placement)
-    size = coreset.bucket_size(max(indices.size, features.shape[0]))
-    return _pad_rows(features, size)
 
 
 @jax.jit
@@ -80,10 +67,3 @@ def _all_finite(points, centers, n, m):
   def finite(x, count):
     return jnp.all(jnp.isfinite(x).all(axis=1) | (jnp.arange(x.shape[0]) >= count))
   return finite(points, n) & finite(centers, m)
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _pad_rows(x: jax.Array, size: int) -> jax.Array:
-  """float32 ``[size, D]``: ``x`` then zero rows (inside jit: no host constant crosses)."""
-  x = x.astype(jnp.float32)
-  return jnp.pad(x, ((0, size - x.shape[0]), (0, 0))) if size > x.shape[0] else x

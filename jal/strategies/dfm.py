@@ -46,10 +46,13 @@ class Strategy(base.Strategy):
       JalError: if a feature is NaN or infinite.
     """
     candidates, labeled = labeled_and_candidate_features(ctx)
-    subspaces = dfm.fit_class_subspaces(labeled, ctx.pool.oracle_labels, self.task.num_classes,
-                                        self.settings.components)
+    # The labeled pool's features come to the host for the float64 PCA; the
+    # candidates' stay on the device, and only their errors come back.
+    m = ctx.pool.num_labeled
+    subspaces = dfm.fit_class_subspaces(np.asarray(labeled[:m]), ctx.pool.oracle_labels,
+                                        self.task.num_classes, self.settings.components)
     errors = dfm.reconstruction_errors(candidates['features'], candidates['prediction'],
-                                       subspaces)
+                                       subspaces)[:ctx.candidates.size]
     query = selection.top_k(errors, ctx.candidates, budget)
     finite = np.isfinite(errors)
     ctx.metrics['candidate_reconstruction_error'] = float(errors[finite].mean()) \

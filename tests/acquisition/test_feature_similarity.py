@@ -32,3 +32,20 @@ def test_class_similarity_scores_blocks_match_brute_force():
   for block in (2, 5, 1024):  # partial blocks, one exact block, one big block
     np.testing.assert_allclose(feature_similarity.class_similarity_scores(
         features, predictions, labeled, labels, block=block), want, rtol=1e-5)
+
+
+def test_class_similarity_scores_of_padded_device_arrays_match_unpadded():
+  """As a query passes them: device arrays, labeled rows padded with label -1 (ignored),
+  candidate rows padded at the end (cut by the caller)."""
+  import jax.numpy as jnp
+  rng = np.random.default_rng(3)
+  features, labeled = rng.normal(size=(9, 5)), rng.normal(size=(6, 5))
+  predictions, labels = rng.integers(0, 3, 9), rng.integers(0, 3, 6)
+  want = feature_similarity.class_similarity_scores(features, predictions, labeled, labels)
+  padded_labeled = np.concatenate([labeled, labeled[:3]])  # padding repeats real rows
+  padded_labels = np.concatenate([labels, [-1, -1, -1]])
+  padded_features = np.concatenate([features, np.zeros((3, 5))])
+  got = feature_similarity.class_similarity_scores(
+      jnp.asarray(padded_features, jnp.float32), jnp.asarray(np.r_[predictions, 0, 0, 0]),
+      jnp.asarray(padded_labeled, jnp.float32), padded_labels, block=4)
+  np.testing.assert_allclose(got[:9], want, rtol=1e-6)

@@ -202,9 +202,14 @@ class Strategy(base.Strategy):
     x_l, y_l = trainer.prepare_labeled(keys[0], images, labels, idx_l)
     x_u = trainer.prepare(keys[1], images, idx_u)
     mask_u = jnp.ones_like(mask_l)
-    r = self.rank(state.task.variables, jnp.concatenate([x_l, x_u]))
-    if r is not None:  # Algorithm 1, lines 5-6: r ~ U(0, 1) in the first epoch.
-      r = jnp.where(schedule['progress'] == 0, jax.random.uniform(keys[2], r.shape), r)
+    r = None
+    if self.conditioned:
+      # Algorithm 1, lines 5-6: r ~ U(0, 1) in the first epoch, R's output after;
+      # a conditional, so the first epoch runs no ranker pass it would discard.
+      x = jnp.concatenate([x_l, x_u])
+      r = jax.lax.cond(schedule['progress'] == 0,
+                       lambda: jax.random.uniform(keys[2], (x.shape[0], 1)),
+                       lambda: self.rank(state.task.variables, x))
       r = jax.lax.stop_gradient(r)
     r_l, r_u = _split(r, b) if r is not None else (None, None)
 

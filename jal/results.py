@@ -153,6 +153,61 @@ def plot_excluded(summary: dict, path: str, title: str, unit: str) -> None:
   plt.close(fig)
 
 
+def plot_penalty_matrix(strategies: list[str], matrix: list[list[float]],
+                        column_mean: list[float], path: str, title: str,
+                        vmax: float = 1.0) -> None:
+  """The pairwise penalty matrix as a heatmap with its numbers, and the column
+  means beneath it (Ash et al. 2020, Fig. 4), to PNG.
+
+  Args:
+    strategies: the S names, in the matrix's order.
+    matrix: ``P`` ``[S, S]``: row i beat column j (`jal.comparison.penalty_matrix`).
+    column_mean: ``[S]``, the average penalty each strategy receives.
+    path: the PNG to write.
+    title: the figure's title.
+    vmax: the colour scale's top: the largest possible entry (the number of settings).
+  """
+  matrix = np.asarray(matrix, np.float64)
+  size = len(strategies)
+  side = max(3.2, 0.75 * size + 1.6)
+  fig = matplotlib.figure.Figure(figsize=(side + 1.0, side + 0.6), dpi=120)
+  grid = fig.add_gridspec(2, 2, height_ratios=[size, 1], width_ratios=[size, 0.25],
+                          hspace=0.08, wspace=0.08, left=0.26, right=0.9, bottom=0.22,
+                          top=0.86)
+  ax, below, bar = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]), fig.add_subplot(
+      grid[:, 1])
+  cmap = matplotlib.colormaps['viridis']
+  norm = matplotlib.colors.Normalize(0.0, max(vmax, 1e-9))
+  shown = matrix.copy()
+  np.fill_diagonal(shown, np.nan)
+  image = ax.imshow(shown, cmap=cmap, norm=norm)
+  below.imshow(np.asarray(column_mean, np.float64)[None], cmap=cmap, norm=norm)
+
+  def write(axes, row, col, value):
+    color = 'black' if norm(value) > 0.6 else 'white'
+    axes.text(col, row, f'{value:.2f}', ha='center', va='center', color=color, fontsize=9)
+
+  for i in range(size):
+    for j in range(size):
+      if i != j:
+        write(ax, i, j, matrix[i, j])
+    write(below, 0, i, column_mean[i])
+  labels = [s if len(s) <= 16 else s[:15] + '…' for s in strategies]
+  ax.set_yticks(range(size), labels, fontsize=8)
+  ax.set_xticks(range(size), [])
+  ax.set_ylabel('row beats column', fontsize=8)
+  below.set_xticks(range(size), labels, rotation=40, ha='right', fontsize=8)
+  below.set_yticks([0], ['column mean\n(penalty)'], fontsize=8)
+  for axes in (ax, below):
+    axes.tick_params(length=0)
+    for spine in axes.spines.values():
+      spine.set_visible(False)
+  fig.colorbar(image, cax=bar)
+  bar.tick_params(labelsize=7)
+  fig.suptitle(title, fontsize=9)
+  _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png'))
+
+
 def metric_writer(workdir: str) -> Any:
   """A clu metric writer to ``<workdir>/tensorboard`` (TensorBoard event files)."""
   from clu import metric_writers  # imports TensorFlow: only when a run starts

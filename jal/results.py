@@ -169,14 +169,13 @@ def plot_penalty_matrix(strategies: list[str], matrix: list[list[float]],
   """
   matrix = np.asarray(matrix, np.float64)
   size = len(strategies)
-  side = max(3.2, 0.75 * size + 1.6)
-  fig = matplotlib.figure.Figure(figsize=(side + 1.0, side + 0.6), dpi=120)
-  grid = fig.add_gridspec(2, 2, height_ratios=[size, 1], width_ratios=[size, 0.25],
-                          hspace=0.08, wspace=0.08, left=0.26, right=0.9, bottom=0.22,
-                          top=0.86)
-  ax, below, bar = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]), fig.add_subplot(
-      grid[:, 1])
-  cmap = matplotlib.colormaps['viridis']
+  cell = 0.62  # inches per cell
+  fig = matplotlib.figure.Figure(figsize=(cell * size + 0.6, cell * (size + 1.25)), dpi=130)
+  grid = fig.add_gridspec(2, 2, height_ratios=[size, 1], width_ratios=[size, 0.22],
+                          hspace=0.7 / (size + 1), wspace=0.1, left=0, right=1, bottom=0, top=1)
+  ax, below = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
+  bar = fig.add_subplot(grid[0, 1])
+  cmap = matplotlib.colormaps['viridis'].with_extremes(bad='0.92')  # the diagonal: light grey
   norm = matplotlib.colors.Normalize(0.0, max(vmax, 1e-9))
   shown = matrix.copy()
   np.fill_diagonal(shown, np.nan)
@@ -192,20 +191,22 @@ def plot_penalty_matrix(strategies: list[str], matrix: list[list[float]],
       if i != j:
         write(ax, i, j, matrix[i, j])
     write(below, 0, i, column_mean[i])
-  labels = [s if len(s) <= 16 else s[:15] + '…' for s in strategies]
+  labels = [s if len(s) <= 18 else s[:17] + '…' for s in strategies]
   ax.set_yticks(range(size), labels, fontsize=8)
-  ax.set_xticks(range(size), [])
   ax.set_ylabel('row beats column', fontsize=8)
-  below.set_xticks(range(size), labels, rotation=40, ha='right', fontsize=8)
-  below.set_yticks([0], ['column mean\n(penalty)'], fontsize=8)
+  ax.xaxis.tick_top()
+  ax.set_xticks(range(size), labels, rotation=40, ha='left', fontsize=8)
+  below.set_xticks([])
+  below.set_yticks([0], ['penalty\n(column mean)'], fontsize=8)
   for axes in (ax, below):
     axes.tick_params(length=0)
     for spine in axes.spines.values():
       spine.set_visible(False)
   fig.colorbar(image, cax=bar)
   bar.tick_params(labelsize=7)
-  fig.suptitle(title, fontsize=9)
-  _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png'))
+  ax.set_title(title, fontsize=9, pad=12)
+  _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', bbox_inches='tight',
+                                              pad_inches=0.15))
 
 
 def metric_writer(workdir: str) -> Any:

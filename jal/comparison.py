@@ -366,7 +366,8 @@ def _before_saturation(random_mean: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def check_saturation(saturation: float | None, strategies: Sequence[str]) -> None:
-  """Raises JalError unless ``saturation`` is None, or in (0, 1] with random among ``strategies``."""
+  """Raises JalError unless ``saturation`` is None, or in (0, 1] with random
+  among ``strategies``."""
   if saturation is not None and not 0 < saturation <= 1:
     raise JalError(f'--saturation={saturation} must be in (0, 1], e.g. 0.99 (Ash et al.), '
                    'or left unset to compare at every labeled-set size')
@@ -398,7 +399,9 @@ def penalty_matrix(records: dict[str, dict[int, list[dict]]],
   to the budget; Ash et al. (2020) stop where random reaches 99% of its
   final accuracy, to leave out the saturated end of the curves:
   ``saturation=0.99`` does that (Ash et al. also spaced their checkpoints
-  exponentially, 100 + 2^k x batch; jal compares every round).
+  exponentially, 100 + 2^k x batch; jal compares every round). Their code
+  pairs the first (at most 5) runs of each algorithm by run index; jal pairs
+  every seed both strategies ran, by seed.
 
   Args:
     records: ``records[strategy][seed]`` (`load_records`).
@@ -499,9 +502,11 @@ def beats_random(records: dict[str, dict[int, list[dict]]]) -> dict[str, dict]:
 
   Returns:
     ``{strategy: {...}}`` for every strategy but random: ``test``, ``seeds``,
-    ``auc_difference_mean`` (strategy minus random), ``t``, ``p`` (None when
-    every difference is 0) and ``significant``; or ``test`` and ``n/a`` (why)
-    when random is not among the strategies or fewer than 2 seeds are common.
+    ``auc_difference_mean`` (strategy minus random), ``t`` and ``p`` (both
+    None when every difference is 0; ``t`` infinite, written ``Infinity`` in
+    JSON, and p = 0 when every difference is the same) and ``significant``;
+    or ``test`` and ``n/a`` (why) when random is not among the strategies or
+    fewer than 2 seeds are common.
   """
   if RANDOM not in records:
     return {s: {'test': AUC_TEST, 'n/a': 'random is not among the strategies'} for s in records}
@@ -538,7 +543,9 @@ def _attach_penalty(summary: dict, key: str, penalty: dict) -> None:
 
 
 def _format_p(p: float | None) -> str:
-  return 'undefined' if p is None else f'{p:.3f}' if p >= 0.001 else f'{p:.0e}'
+  if p is None:
+    return 'undefined'
+  return f'{p:.3f}' if p >= 0.001 else '0' if p == 0 else f'{p:.0e}'
 
 
 def _beats_random_cell(entry: dict | None) -> str:

@@ -10,12 +10,26 @@ area under the accuracy-vs-labels curve, per seed and then mean ± std.
 
 Standard deviations are the sample standard deviation over trials
 (``ddof=1``, 0 for a single trial).
+
+Which differences are real: because the strategies of a seed share its
+initial pool, their results are paired by seed, and the summary adds
+
+- the pairwise penalty matrix (Ash et al. 2020, Sec. 5 and Fig. 4; used
+  again by Lüth et al. 2023): ``P[i, j]`` is the fraction of the labeled-set
+  sizes (rounds) at which strategy i beat strategy j by a two-sided paired
+  t-test over the seeds at α = 0.05 (`penalty_matrix`). Several comparisons
+  (settings: datasets, pool sizes, budgets) add up (`combine_penalties`),
+  each contributing at most 1 to an entry;
+- for each strategy, whether it beats random: a one-sided paired t-test over
+  the seeds on the area under the curve (`beats_random`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import warnings
 from typing import Sequence
 
 import ml_collections
@@ -30,6 +44,14 @@ SUMMARY_TABLE = 'summary.md'
 ACCURACY_PLOT = 'accuracy.png'
 CLASS_COUNTS_PLOT = 'class_counts.png'
 EXCLUDED_PLOT = 'excluded_classes.png'
+PENALTY_PLOT = 'penalty_matrix.png'
+
+# The significance level of every test here (Ash et al. 2020 and Lüth et al. 2023 use 0.05).
+ALPHA = 0.05
+# The strategy every other one should beat (`beats_random`).
+RANDOM = 'random'
+PENALTY_TEST = 'two-sided paired t-test over seeds at each labeled-set size'
+AUC_TEST = 'one-sided paired t-test on AUC over seeds (H1: mean AUC difference > 0)'
 
 
 def run_dir(workdir: str, arm: str, seed: int) -> str:
@@ -60,7 +82,8 @@ def trial_config(config: ml_collections.ConfigDict, arm: str,
 def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: Sequence[str],
                    seeds: Sequence[int], overwrite: bool = False,
                    initial_pools: Sequence[str] | None = None,
-                   vectorize_seeds: bool | None = None, recover: bool = False) -> dict:
+                   vectorize_seeds: bool | None = None, recover: bool = False,
+                   settings: Sequence[str] = (), saturation: float | None = None) -> dict:
   """Runs (or resumes) every (arm, seed), then writes the summary.
 
   With ``vectorize_seeds`` the seeds of an arm run in lockstep and their task
@@ -83,6 +106,9 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
     vectorize_seeds: train the seeds of an arm together (None: on GPU/TPU).
     recover: resume each run from its newest intact checkpoint when its
       newest is damaged (`jal.experiment.set_up`).
+    settings: other comparisons' directories whose penalty matrices add to
+      this one's (`write_summary`).
+    saturation: Ash et al.'s cut for the penalty matrix (`penalty_matrix`).
 
   Returns:
     The summary (see `summarize`).
@@ -106,6 +132,8 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
     raise JalError(f'--initial_pools={",".join(initial_pools)} must name each pool once')
   names = arms(strategies, initial_pools)
   workdir_lib.inspect_comparison(workdir)
+  check_settings(workdir, settings)
+  check_saturation(saturation, names)
   for arm in names:  # every arm's checks, before anything is written
     experiment.build(trial_config(config, arm, seeds[0]))
   with prepare(workdir):
@@ -119,7 +147,7 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
         for arm in names:
           experiment.run(trial_config(config, arm, seed), run_dir(workdir, arm, seed),
                          overwrite=overwrite, recover=recover)
-    return write_summary(workdir, names, seeds)
+    return write_summary(workdir, names, seeds, settings=settings, saturation=saturation)
 
 
 def prepare(workdir: str) -> dirlock.DirectoryLock:
@@ -268,39 +296,399 @@ def summarize(records: dict[str, dict[int, list[dict]]]) -> dict:
   return out
 
 
+# ---------------------------------------------------------------------------
+# Which differences are real: paired tests over seeds.
+
+
+def paired_curves(records: dict[str, dict[int, list[dict]]],
+                  strategies: Sequence[str]) -> tuple[list[int], np.ndarray, np.ndarray]:
+  """The learning curves of ``strategies`` paired by seed: the seeds all of
+  them ran, cut to the rounds all those runs finished.
+
+  Args:
+    records: ``records[strategy][seed]`` (`load_records`).
+    strategies: the strategies to pair, each in ``records``.
+
+  Returns:
+    ``(seeds, num_labeled, metric)``: the common seeds, sorted; the labels
+    per round, int64 ``[R]``; and the headline test metric (`jal.results.headline`),
+    float64 ``[S, K, R]`` (strategy, seed, round). No common seed: ``K = R = 0``.
+
+  Raises:
+    JalError: two runs labeled different numbers at the same round.
+  """
+  seeds = sorted(set.intersection(*(set(records[s]) for s in strategies)))
+  if not seeds:
+    return [], np.zeros(0, np.int64), np.zeros((len(strategies), 0, 0))
+  rounds = min(len(records[s][k]) for s in strategies for k in seeds)
+  runs = [[records[s][k][:rounds] for k in seeds] for s in strategies]
+  labels = np.array([[[r['num_labeled'] for r in run] for run in by_seed] for by_seed in runs],
+                    np.int64)
+  if not (labels == labels[0, 0]).all():
+    raise JalError(f'{", ".join(strategies)}: the runs labeled different numbers per round '
+                   f'({labels.tolist()}); were they run with different configs?')
+  key = results.headline(runs[0][0][0])
+  metric = np.array([[[r[key] for r in run] for run in by_seed] for by_seed in runs], np.float64)
+  return seeds, labels[0, 0], metric
+
+
+def paired_t_test(a: np.ndarray, b: np.ndarray,
+                  alternative: str = 'two-sided') -> tuple[float, float]:
+  """Student's paired t-test of ``a`` against ``b`` (`scipy.stats.ttest_rel`).
+
+  ``t = mean(d) / (std(d, ddof=1) / sqrt(n))`` with ``d = a - b``, ``n - 1``
+  degrees of freedom. All ``d`` zero: the test is undefined, ``(nan, nan)``.
+  All ``d`` equal and nonzero: ``t = ±inf``, and p is 0 on that side (scipy).
+
+  Args:
+    a, b: float ``[n]``, paired (the same seeds, in the same order), ``n >= 2``.
+    alternative: ``'two-sided'``, or ``'greater'`` (H1: mean of ``a - b`` > 0).
+
+  Returns:
+    ``(t, p)``.
+  """
+  from scipy import stats  # imported here: keeps `python -m jal.compare --help` fast
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if np.all(a == b):
+    return math.nan, math.nan
+  with warnings.catch_warnings():  # "catastrophic cancellation" when the d are nearly equal
+    warnings.simplefilter('ignore', RuntimeWarning)
+    result = stats.ttest_rel(a, b, alternative=alternative)
+  return float(result.statistic), float(result.pvalue)
+
+
+def _before_saturation(random_mean: np.ndarray, fraction: float) -> np.ndarray:
+  """Ash et al.'s cut: keep the rounds before the first (after round 0) at which
+  random's mean exceeds ``fraction`` of its mean at the last round. bool ``[R]``."""
+  over = np.flatnonzero(random_mean[1:] > fraction * random_mean[-1])
+  end = over[0] + 1 if over.size else random_mean.size
+  return np.arange(random_mean.size) < end
+
+
+def check_saturation(saturation: float | None, strategies: Sequence[str]) -> None:
+  """Raises JalError unless ``saturation`` is None, or in (0, 1] with random
+  among ``strategies``."""
+  if saturation is not None and not 0 < saturation <= 1:
+    raise JalError(f'--saturation={saturation} must be in (0, 1], e.g. 0.99 (Ash et al.), '
+                   'or left unset to compare at every labeled-set size')
+  if saturation is not None and RANDOM not in strategies:
+    raise JalError(f'--saturation cuts where random saturates, and random is not among the '
+                   f'strategies ({", ".join(strategies)}); add it or drop --saturation')
+
+
+def penalty_matrix(records: dict[str, dict[int, list[dict]]],
+                   saturation: float | None = None) -> dict:
+  """The pairwise penalty matrix of one setting (Ash et al. 2020, Sec. 5, Fig. 4).
+
+  At each of the L compared labeled-set sizes and for each pair of strategies
+  (i, j), a two-sided paired t-test over the seeds (`paired_t_test`; paired
+  because a seed's strategies share its initial pool) on the headline test
+  metric; when p < `ALPHA`, the better of the two, say i, scores
+  ``P[i, j] += 1 / L``. ``P[i, j]`` is thus the fraction of the labeled-set
+  sizes at which i beat j: one setting adds at most 1 to an entry.
+
+  The L labeled-set sizes: the rounds every strategy finished on the common
+  seeds, except those at which every strategy's result is the same on every
+  seed, bit for bit. In jal that is round 0, the shared initial pool, where
+  no strategy has queried yet (with ``--initial_pools`` arms it differs, and
+  counts). Ash et al.'s code and Lüth et al.'s count every checkpoint,
+  their initial one included, where their independent runs differed by
+  noise only; counting jal's identical round 0 would cap every entry at
+  (R - 1) / R. Sizes at which the strategies merely do not differ
+  significantly count, as in both. Lüth et al. (2023) count every size up
+  to the budget; Ash et al. (2020) stop where random reaches 99% of its
+  final accuracy, to leave out the saturated end of the curves:
+  ``saturation=0.99`` does that (Ash et al. also spaced their checkpoints
+  exponentially, 100 + 2^k x batch; jal compares every round). Their code
+  pairs the first (at most 5) runs of each algorithm by run index; jal pairs
+  every seed both strategies ran, by seed.
+
+  Args:
+    records: ``records[strategy][seed]`` (`load_records`).
+    saturation: Ash et al.'s cut, e.g. 0.99 (needs ``'random'`` among the
+      strategies), or None: every size (Lüth et al.).
+
+  Returns:
+    ``strategies``, ``seeds``, ``num_labeled`` (the L sizes compared),
+    ``matrix`` (``P`` as nested lists, row i beats column j), ``column_mean``
+    (the average penalty each strategy receives, Ash et al.'s bottom row:
+    the column sum over all S rows, the zero diagonal included; Lüth et al.
+    divide by S - 1), ``row_sum`` (its wins); or ``{'n/a': why}`` with fewer
+    than two strategies, fewer than two seeds run by every strategy, or no
+    size to compare.
+
+  Raises:
+    JalError: runs that labeled different numbers per round; ``saturation``
+      outside (0, 1], or without random.
+  """
+  strategies = list(records)
+  check_saturation(saturation, strategies)
+  if len(strategies) < 2:
+    return {'n/a': 'a penalty matrix needs at least two strategies'}
+  seeds, labels, metric = paired_curves(records, strategies)
+  if len(seeds) < 2:
+    return {'n/a': f'a paired test over seeds needs at least 2 seeds run by every strategy; '
+                   f'there {"is" if len(seeds) == 1 else "are"} {len(seeds)}'}
+  keep = ~np.all(metric == metric[:1], axis=(0, 1))
+  if saturation is not None:
+    keep &= _before_saturation(metric[strategies.index(RANDOM)].mean(axis=0), saturation)
+  sizes = np.flatnonzero(keep)
+  if not sizes.size:
+    return {'n/a': 'no labeled-set size to compare: the strategies have not queried yet '
+                   '(or all of them saturated)'}
+  matrix = np.zeros((len(strategies), len(strategies)))
+  for r in sizes:
+    for i in range(len(strategies)):
+      for j in range(i + 1, len(strategies)):
+        t, p = paired_t_test(metric[i, :, r], metric[j, :, r])
+        if p < ALPHA:  # False for nan
+          matrix[(i, j) if t > 0 else (j, i)] += 1 / sizes.size
+  return {'strategies': strategies, 'seeds': seeds, 'num_labeled': labels[sizes].tolist(),
+          **_penalty_scores(matrix)}
+
+
+def _penalty_scores(matrix: np.ndarray) -> dict:
+  return {'matrix': matrix.tolist(), 'column_mean': matrix.mean(axis=0).tolist(),
+          'row_sum': matrix.sum(axis=1).tolist()}
+
+
+def combine_penalties(penalties: Sequence[dict], names: Sequence[str]) -> dict:
+  """The penalty matrix over several settings: the sum of theirs (Ash et al.
+  2020, Fig. 4; an entry is at most the number of settings D).
+
+  Args:
+    penalties: `penalty_matrix` of each setting, with the same strategies.
+    names: the settings' names (their comparison directories), for the result
+      and for errors.
+
+  Returns:
+    ``strategies`` (the first setting's order), ``settings`` (``names``),
+    ``matrix``, ``column_mean``, ``row_sum`` as in `penalty_matrix`.
+
+  Raises:
+    JalError: a setting without a matrix (its reason) or with other strategies.
+  """
+  strategies = None
+  total = None
+  for penalty, name in zip(penalties, names):
+    if 'n/a' in penalty:
+      raise JalError(f'{name}: no penalty matrix to add up ({penalty["n/a"]})')
+    if strategies is None:
+      strategies = penalty['strategies']
+      total = np.zeros((len(strategies), len(strategies)))
+    if sorted(penalty['strategies']) != sorted(strategies):
+      raise JalError(f'{name} compares {", ".join(penalty["strategies"])}, not '
+                     f'{", ".join(strategies)}; settings add up only over the same strategies')
+    order = [penalty['strategies'].index(s) for s in strategies]
+    total += np.asarray(penalty['matrix'])[np.ix_(order, order)]
+  return {'strategies': strategies, 'settings': list(names), **_penalty_scores(total)}
+
+
+def _json_number(x: float) -> float | None:
+  return None if math.isnan(x) else x
+
+
+def beats_random(records: dict[str, dict[int, list[dict]]]) -> dict[str, dict]:
+  """Whether each strategy beats random: a one-sided paired t-test over seeds
+  on the area under the curve (`area_under_curve`), H1: the strategy's AUC
+  exceeds random's on average, at `ALPHA` (`AUC_TEST`).
+
+  A test of jal's, not of Ash et al. or Lüth et al. (who report AUC means
+  and the penalty matrix). Student's t rather than Wilcoxon's signed-rank
+  test: with n seeds the smallest one-sided signed-rank p is 2^-n, 0.125 for
+  3 seeds, so it could never reach 0.05; the t-test can, at the price of
+  assuming roughly normal AUC differences over seeds. Each strategy is paired
+  with random on the seeds both ran, over the rounds both finished.
+
+  Returns:
+    ``{strategy: {...}}`` for every strategy but random: ``test``, ``seeds``,
+    ``auc_difference_mean`` (strategy minus random), ``t`` and ``p`` (both
+    None when every difference is 0; ``t`` infinite, written ``Infinity`` in
+    JSON, and p = 0 when every difference is the same) and ``significant``;
+    or ``test`` and ``n/a`` (why) when random is not among the strategies or
+    fewer than 2 seeds are common.
+  """
+  if RANDOM not in records:
+    return {s: {'test': AUC_TEST, 'n/a': 'random is not among the strategies'} for s in records}
+  out = {}
+  for strategy in records:
+    if strategy == RANDOM:
+      continue
+    seeds, labels, metric = paired_curves(records, [strategy, RANDOM])
+    if len(seeds) < 2:
+      out[strategy] = {'test': AUC_TEST, 'n/a': f'needs at least 2 seeds run by both it and '
+                                                f'random (a paired test); has {len(seeds)}'}
+      continue
+    auc = np.array([[area_under_curve(labels, curve) for curve in m] for m in metric])
+    t, p = paired_t_test(auc[0], auc[1], alternative='greater')
+    out[strategy] = {'test': AUC_TEST, 'seeds': seeds,
+                     'auc_difference_mean': float(np.mean(auc[0] - auc[1])),
+                     't': _json_number(t), 'p': _json_number(p), 'significant': bool(p < ALPHA)}
+  return out
+
+
+def _attach_penalty(summary: dict, key: str, penalty: dict) -> None:
+  """Each strategy's row of ``penalty`` into ``summary[strategy][key]``."""
+  for strategy in summary:
+    if 'n/a' in penalty:
+      summary[strategy][key] = {'n/a': penalty['n/a']}
+      continue
+    names = penalty['strategies']
+    i = names.index(strategy)
+    entry = {'test': PENALTY_TEST, 'alpha': ALPHA,
+             'beats': {other: penalty['matrix'][i][j] for j, other in enumerate(names) if j != i},
+             'wins': penalty['row_sum'][i], 'penalty': penalty['column_mean'][i]}
+    entry.update({k: penalty[k] for k in ('num_labeled', 'seeds', 'settings') if k in penalty})
+    summary[strategy][key] = entry
+
+
+def _format_p(p: float | None) -> str:
+  if p is None:
+    return 'undefined'
+  return f'{p:.3f}' if p >= 0.001 else '0' if p == 0 else f'{p:.0e}'
+
+
+def _beats_random_cell(entry: dict | None) -> str:
+  if entry is None:
+    return '—'
+  if 'n/a' in entry:
+    return f"n/a: {entry['n/a']}"
+  verdict = 'yes' if entry['significant'] else 'no'
+  return (f"{verdict} (p = {_format_p(entry['p'])}, "
+          f"{100 * entry['auc_difference_mean']:+.1f})")
+
+
+def penalty_table(penalty: dict) -> str:
+  """A Markdown table of `penalty_matrix` or `combine_penalties`: row i beats column j,
+  with each row's sum (wins) and each column's mean (penalty, lower is better)."""
+  if 'n/a' in penalty:
+    return f"n/a: {penalty['n/a']}\n"
+  names = penalty['strategies']
+  head = ['row beats column'] + [f'`{s}`' for s in names] + ['wins (row sum)']
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+  for i, strategy in enumerate(names):
+    cells = ['—' if i == j else f'{v:.2f}' for j, v in enumerate(penalty['matrix'][i])]
+    lines.append('| ' + ' | '.join([f'`{strategy}`', *cells, f"{penalty['row_sum'][i]:.2f}"])
+                 + ' |')
+  lines.append('| ' + ' | '.join(['penalty (column mean)',
+                                  *[f'{v:.2f}' for v in penalty['column_mean']], '']) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def _penalty_text(penalty: dict, over_settings: bool) -> str:
+  """The penalty matrix's section of ``summary.md``."""
+  if over_settings:
+    title = f"## Pairwise penalty matrix over {len(penalty['settings'])} settings\n\n"
+    if 'n/a' in penalty:
+      return title + penalty_table(penalty)
+    about = ('The sum of the settings\' matrices (each entry at most the number of settings): '
+             + ', '.join(f'`{name}`' for name in penalty['settings']) + '.\n\n')
+    return title + about + penalty_table(penalty)
+  title = '## Pairwise penalty matrix\n\n'
+  if 'n/a' in penalty:
+    return title + penalty_table(penalty)
+  sizes = penalty['num_labeled']
+  about = (f"Row i, column j: the fraction of the {len(sizes)} labeled-set sizes "
+           f"({', '.join(f'{n:,}' for n in sizes)}) at which i beat j by a {PENALTY_TEST} "
+           f"({len(penalty['seeds'])} seeds, α = {ALPHA}); Ash et al. (2020), Sec. 5. "
+           'Wins: the row sum; penalty: the column mean over all rows, the average penalty a '
+           'strategy receives (lower is better).\n\n')
+  return title + about + penalty_table(penalty)
+
+
 def summary_table(summary: dict) -> str:
   """A Markdown table: one row per strategy, test accuracy (%) mean ± std at
-  each number of labels, and the area under the curve."""
+  each number of labels, and the area under the curve; when the summary has
+  `beats_random`'s verdicts, a last column with them (p and the mean AUC
+  difference in points)."""
   labels = sorted({n for s in summary.values() for n in s['num_labeled']})
-  head = ['strategy', 'seeds'] + [f'{n:,}' for n in labels] + ['AUC']
+  verdicts = any('beats_random' in s for s in summary.values())
+  head = (['strategy', 'seeds'] + [f'{n:,}' for n in labels] + ['AUC']
+          + (['beats random (AUC)'] if verdicts else []))
   lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
   for strategy, s in summary.items():
     cells = {n: f"{100 * m:.1f} ± {100 * d:.1f}"
              for n, m, d in zip(s['num_labeled'], s['accuracy_mean'], s['accuracy_std'])}
     row = [f'`{strategy}`', str(len(s['seeds']))] + [cells.get(n, '') for n in labels]
     row.append(f"{100 * s['auc_mean']:.1f} ± {100 * s['auc_std']:.1f}")
+    if verdicts:
+      row.append(_beats_random_cell(s.get('beats_random')))
     lines.append('| ' + ' | '.join(row) + ' |')
   return '\n'.join(lines) + '\n'
 
 
-def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int]) -> dict:
-  """Summarises the runs found in ``workdir``; writes ``summary.json``,
-  ``summary.md``, ``accuracy.png`` (mean lines and std bands) and
-  ``class_counts.png`` (what each strategy queried, by true class).
-
-  Returns:
-    The summary (see `summarize`).
+def check_settings(workdir: str, settings: Sequence[str]) -> list[str]:
+  """The other settings' comparison directories (``--settings``), checked.
 
   Raises:
-    JalError: ``workdir`` is not a comparison, a ``results.jsonl`` is
-      damaged, or no run has a finished round.
+    JalError: one is repeated, is ``workdir`` itself, or is not an existing comparison.
+  """
+  settings = list(settings)
+  real = [os.path.realpath(d) for d in settings]
+  if len(set(real)) != len(real) or os.path.realpath(workdir) in real:
+    raise JalError(f'--settings={",".join(settings)} must name each other comparison once, '
+                   f'and not --workdir ({workdir}) itself')
+  for setting in settings:
+    workdir_lib.inspect_comparison(setting, must_exist=True)
+  return settings
+
+
+def _setting_records(workdir: str, strategies: Sequence[str], seeds: Sequence[int]) -> dict:
+  records = load_records(workdir, strategies, seeds)
+  missing = [s for s in strategies if s not in records]
+  if missing:
+    raise JalError(f'{workdir} holds no finished round of {", ".join(missing)}; every '
+                   'comparison in --settings must run the same strategies')
+  return records
+
+
+def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int],
+                  settings: Sequence[str] = (), saturation: float | None = None) -> dict:
+  """Summarises the runs found in ``workdir``; writes ``summary.json``,
+  ``summary.md``, ``accuracy.png`` (mean lines and std bands),
+  ``class_counts.png`` (what each strategy queried, by true class) and
+  ``penalty_matrix.png`` (`penalty_matrix`, or the sum over settings).
+
+  Args:
+    workdir: the comparison's directory.
+    strategies: its arms (`arms`).
+    seeds: its seeds.
+    settings: other comparisons' directories (other datasets, pool sizes,
+      budgets; the same strategies and seeds), whose penalty matrices add to
+      this one's (`combine_penalties`).
+    saturation: Ash et al.'s cut for the penalty matrices (`penalty_matrix`).
+
+  Returns:
+    The summary (see `summarize`), each strategy's entry with ``penalty``
+    (its row of the penalty matrix: ``beats`` {other: P[i, j]}, ``wins``,
+    ``penalty``, the sizes and seeds compared, or ``n/a``), ``beats_random``
+    (`beats_random`; not for random itself) and, with ``settings``,
+    ``penalty_settings`` (the same over every setting).
+
+  Raises:
+    JalError: ``workdir`` or a setting is not a comparison, a ``results.jsonl``
+      is damaged, no run has a finished round, a setting lacks a strategy.
   """
   workdir_lib.inspect_comparison(workdir, must_exist=True)
+  settings = check_settings(workdir, settings)
   records = load_records(workdir, strategies, seeds)
   if not records:
     raise JalError(f'{workdir} holds no finished round of {", ".join(strategies)} for seeds '
                    f'{", ".join(map(str, seeds))}; run the comparison first')
   summary = summarize(records)
+  penalty = penalty_matrix(records, saturation)
+  _attach_penalty(summary, 'penalty', penalty)
+  for strategy, entry in beats_random(records).items():
+    summary[strategy]['beats_random'] = entry
+  combined = None
+  if settings:
+    names = [workdir, *settings]
+    each = [penalty] + [penalty_matrix(_setting_records(d, strategies, seeds), saturation)
+                        for d in settings]
+    reasons = [f'{n}: {p["n/a"]}' for n, p in zip(names, each) if 'n/a' in p]
+    combined = ({'n/a': '; '.join(reasons), 'settings': names} if reasons
+                else combine_penalties(each, names))
+    _attach_penalty(summary, 'penalty_settings', combined)
   first = next(iter(next(iter(records.values())).values()))[0]
   title = f"{first['dataset']}: {len(seeds)} seeds"
   with open(os.path.join(workdir, SUMMARY_JSON), 'w') as f:
@@ -309,6 +697,15 @@ def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int])
   with open(os.path.join(workdir, SUMMARY_TABLE), 'w') as f:
     f.write(f'# {title}\n\n{name[0].upper()}{name[1:]} (%), mean ± std over seeds; AUC: area '
             f'under the {name}-vs-labels curve over its range.\n\n' + summary_table(summary))
+    if any('beats_random' in s for s in summary.values()):
+      f.write(f'\nBeats random: {AUC_TEST}, α = {ALPHA}; in brackets p and the mean AUC '
+              "difference to random in points. Student's t, not Wilcoxon's signed-rank test: "
+              'with n seeds the smallest one-sided signed-rank p is 2^-n (0.125 for 3 seeds), '
+              'so it could not reach 0.05; the t-test assumes roughly normal AUC differences '
+              'over seeds.\n')
+    f.write('\n' + _penalty_text(penalty, over_settings=False))
+    if combined is not None:
+      f.write('\n' + _penalty_text(combined, over_settings=True))
   results.plot_comparison(summary, os.path.join(workdir, ACCURACY_PLOT), title)
   unit = 'pixels' if results.headline(first) == 'test_miou' else 'examples'
   results.plot_class_counts(summary, os.path.join(workdir, CLASS_COUNTS_PLOT),
@@ -318,4 +715,17 @@ def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int])
     results.plot_excluded(summary, os.path.join(workdir, EXCLUDED_PLOT),
                           f"{first['dataset']}: queried {unit} of the classes missing from the "
                           f"initial pool {first['excluded_classes']}", unit)
+  shown = combined if combined is not None else penalty
+  path = os.path.join(workdir, PENALTY_PLOT)
+  if 'n/a' in shown:
+    if os.path.exists(path):  # an earlier summary's matrix would no longer be true
+      os.remove(path)
+  elif combined is not None:
+    results.plot_penalty_matrix(shown['strategies'], shown['matrix'], shown['column_mean'], path,
+                                f'pairwise penalty matrix over {len(settings) + 1} settings, '
+                                f'{len(seeds)} seeds', vmax=len(settings) + 1)
+  else:
+    results.plot_penalty_matrix(shown['strategies'], shown['matrix'], shown['column_mean'], path,
+                                f"{first['dataset']}: pairwise penalty matrix, {len(seeds)} seeds, "
+                                f"{len(shown['num_labeled'])} labeled-set sizes", vmax=1)
   return summary

@@ -153,6 +153,62 @@ def plot_excluded(summary: dict, path: str, title: str, unit: str) -> None:
   plt.close(fig)
 
 
+def plot_penalty_matrix(strategies: list[str], matrix: list[list[float]],
+                        column_mean: list[float], path: str, title: str,
+                        vmax: float = 1.0) -> None:
+  """The pairwise penalty matrix as a heatmap with its numbers, and the column
+  means beneath it (Ash et al. 2020, Fig. 4), to PNG.
+
+  Args:
+    strategies: the S names, in the matrix's order.
+    matrix: ``P`` ``[S, S]``: row i beat column j (`jal.comparison.penalty_matrix`).
+    column_mean: ``[S]``, the average penalty each strategy receives.
+    path: the PNG to write.
+    title: the figure's title.
+    vmax: the colour scale's top: the largest possible entry (the number of settings).
+  """
+  matrix = np.asarray(matrix, np.float64)
+  size = len(strategies)
+  cell = 0.62  # inches per cell
+  fig = matplotlib.figure.Figure(figsize=(cell * size + 0.6, cell * (size + 1.25)), dpi=130)
+  grid = fig.add_gridspec(2, 2, height_ratios=[size, 1], width_ratios=[size, 0.22],
+                          hspace=0.7 / (size + 1), wspace=0.1, left=0, right=1, bottom=0, top=1)
+  ax, below = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
+  bar = fig.add_subplot(grid[0, 1])
+  cmap = matplotlib.colormaps['viridis'].with_extremes(bad='0.92')  # the diagonal: light grey
+  norm = matplotlib.colors.Normalize(0.0, max(vmax, 1e-9))
+  shown = matrix.copy()
+  np.fill_diagonal(shown, np.nan)
+  image = ax.imshow(shown, cmap=cmap, norm=norm)
+  below.imshow(np.asarray(column_mean, np.float64)[None], cmap=cmap, norm=norm)
+
+  def write(axes, row, col, value):
+    color = 'black' if norm(value) > 0.6 else 'white'
+    axes.text(col, row, f'{value:.2f}', ha='center', va='center', color=color, fontsize=9)
+
+  for i in range(size):
+    for j in range(size):
+      if i != j:
+        write(ax, i, j, matrix[i, j])
+    write(below, 0, i, column_mean[i])
+  labels = [s if len(s) <= 18 else s[:17] + '…' for s in strategies]
+  ax.set_yticks(range(size), labels, fontsize=8)
+  ax.set_ylabel('row beats column', fontsize=8)
+  ax.xaxis.tick_top()
+  ax.set_xticks(range(size), labels, rotation=40, ha='left', fontsize=8)
+  below.set_xticks([])
+  below.set_yticks([0], ['penalty\n(column mean)'], fontsize=8)
+  for axes in (ax, below):
+    axes.tick_params(length=0)
+    for spine in axes.spines.values():
+      spine.set_visible(False)
+  fig.colorbar(image, cax=bar)
+  bar.tick_params(labelsize=7)
+  ax.set_title(title, fontsize=9, pad=12)
+  _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', bbox_inches='tight',
+                                              pad_inches=0.15))
+
+
 def metric_writer(workdir: str) -> Any:
   """A clu metric writer to ``<workdir>/tensorboard`` (TensorBoard event files)."""
   from clu import metric_writers  # imports TensorFlow: only when a run starts

@@ -485,7 +485,8 @@ def combine_penalties(penalties: Sequence[dict], names: Sequence[str]) -> dict:
 
 
 def _json_number(x: float) -> float | None:
-  return None if math.isnan(x) else x
+  """``x``, or None where it is NaN or infinite (standard JSON has neither)."""
+  return x if math.isfinite(x) else None
 
 
 def beats_random(records: dict[str, dict[int, list[dict]]]) -> dict[str, dict]:
@@ -503,8 +504,9 @@ def beats_random(records: dict[str, dict[int, list[dict]]]) -> dict[str, dict]:
   Returns:
     ``{strategy: {...}}`` for every strategy but random: ``test``, ``seeds``,
     ``auc_difference_mean`` (strategy minus random), ``t`` and ``p`` (both
-    None when every difference is 0; ``t`` infinite, written ``Infinity`` in
-    JSON, and p = 0 when every difference is the same) and ``significant``;
+    None when every difference is 0; ``t`` None, being infinite, and p = 0
+    when every difference is the same: standard JSON has no infinity) and
+    ``significant``;
     or ``test`` and ``n/a`` (why) when random is not among the strategies or
     fewer than 2 seeds are common.
   """

@@ -15,6 +15,9 @@ config runs before the work directory is touched), then per round
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import json
 import os
 import time
 from typing import Any
@@ -157,8 +160,7 @@ def initial_state(config: ml_collections.ConfigDict, pool_data: data.PoolData,
     holds = (task.contains if task is not None else np.isin)(oracle.true_labels(everything),
                                                              exclude)
     eligible = everything[~holds]
-  indices = initial_pools.select_initial_pool(config, pool_data, mesh or sharding.make_mesh(),
-                                              initial_size, eligible)
+  indices = _initial_pool(config, pool_data, mesh, initial_size, eligible)
   if oracle.asks_a_person:  # round 0's pool is a query to the person
     unknown = (None,) * indices.size
     pending = query_lib.Pending(0, tuple(int(i) for i in indices), unknown, unknown, unknown)
@@ -167,6 +169,35 @@ def initial_state(config: ml_collections.ConfigDict, pool_data: data.PoolData,
   if void_excluded and exclude.size:  # the excluded classes' annotations removed
     answers = np.where(np.isin(answers, exclude), seg_metrics.IGNORE, answers).astype(np.uint8)
   return checkpoint.RunState(next_round=0, pool=empty.add(indices, answers), records=[])
+
+
+# Initial pools chosen in this process, by everything they depend on: the
+# strategies of a comparison's seed share one, so a self-supervised network
+# behind it trains once per seed, not once per strategy.
+_INITIAL_POOLS: dict[str, np.ndarray] = {}
+
+
+def _initial_pool(config: ml_collections.ConfigDict, pool_data: data.PoolData,
+                  mesh: jax.sharding.Mesh | None, initial_size: int,
+                  eligible: np.ndarray) -> np.ndarray:
+  """`jal.initial_pools.select_initial_pool`, remembered in this process by its inputs:
+  the seed, ``config.initial_pool``, ``config.dataset``, the scoring batch size,
+  the size, the eligible examples and the images' digest (the random pool,
+  cheaper to draw again than to digest, is not remembered)."""
+  select = functools.partial(initial_pools.select_initial_pool, config, pool_data,
+                             mesh or sharding.make_mesh(), initial_size, eligible)
+  if config.initial_pool.name == 'random':  # cheaper than the digest of the images
+    return select()
+  images = np.ascontiguousarray(pool_data.images)
+  inputs = json.dumps({'seed': config.seed, 'initial_pool': config.initial_pool.to_dict(),
+                       'dataset': config.dataset.to_dict(),
+                       'eval_batch_size': config.get('eval_batch_size'), 'size': initial_size,
+                       'eligible': hashlib.sha256(np.asarray(eligible, np.int64)).hexdigest(),
+                       'images': (images.shape, hashlib.sha256(images).hexdigest())},
+                      sort_keys=True, default=str)
+  if inputs not in _INITIAL_POOLS:
+    _INITIAL_POOLS[inputs] = select()
+  return _INITIAL_POOLS[inputs].copy()
 
 
 BIASED_POOL_MODES = ('annotations', 'images')
@@ -281,8 +312,27 @@ def build(config: ml_collections.ConfigDict) -> Parts:
                strategy, project)
 
 
+def _device_copy(array: np.ndarray, placement: jax.sharding.Sharding,
+                 shared: dict | None) -> jax.Array:
+  """``array`` on the device; with ``shared``, the copy of an equal array already
+  there (trials in lockstep hold one copy of their common images, not one each).
+
+  ``shared`` maps ``(shape, dtype, placement)`` to the ``(host, device)``
+  pairs put so far, and gets this one.
+  """
+  if shared is None:
+    return jax.device_put(array, placement)
+  key = (array.shape, array.dtype.str, placement)
+  for host, device in shared.get(key, ()):
+    if host is array or np.array_equal(host, array):
+      return device
+  device = jax.device_put(array, placement)
+  shared.setdefault(key, []).append((array, device))
+  return device
+
+
 def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False,
-           recover: bool = False, labels: str | None = None
+           recover: bool = False, labels: str | None = None, shared: dict | None = None
            ) -> tuple[Experiment, checkpoint.RunState]:
   """Checks everything, then opens the work directory and resumes.
 
@@ -301,6 +351,8 @@ def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
       ``<workdir>/damaged/`` and resume from the newest intact one.
     labels: a label file answering the query waiting for a person
       (`jal.human.answers.import_labels`), imported once the run is restored.
+    shared: device copies of images to reuse when equal (`_device_copy`):
+      one dict passed to every trial of a lockstep run.
 
   Returns:
     The experiment, holding the directory's lock until `Experiment.close`,
@@ -350,13 +402,13 @@ def set_up(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
     if made and os.path.isdir(workdir) and not os.listdir(workdir):
       os.rmdir(workdir)  # a refused or failed start leaves no trace
     raise
-  on_device = sharding.replicated(parts.mesh)
+  on_device = functools.partial(_device_copy, placement=sharding.replicated(parts.mesh),
+                                shared=shared)
   experiment = Experiment(
       config, workdir, parts.dataset, parts.task, parts.oracle, parts.strategy, parts.mesh,
-      parts.budget, train_images=jax.device_put(parts.dataset.train_images, on_device),
-      test_images=jax.device_put(parts.dataset.test_images, on_device),
-      evaluation_sets={k: jax.device_put(v, on_device)
-                       for k, v in parts.evaluation_sets.items()},
+      parts.budget, train_images=on_device(parts.dataset.train_images),
+      test_images=on_device(parts.dataset.test_images),
+      evaluation_sets={k: on_device(v) for k, v in parts.evaluation_sets.items()},
       checkpointer=ckpt, writer=writer, lock=lock, project=parts.project)
   return experiment, state
 

@@ -62,9 +62,10 @@ def run_trials(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
     raise JalError("seeds in lockstep need a simulated oracle; with config.oracle.name='human' "
                    'run one seed with jal.experiment.run (or python -m jal.main)')
   runs = []
+  shared = {}  # one device copy of the images the trials have in common
   try:
     for c, w in zip(configs, workdirs):
-      runs.append(experiment_lib.set_up(c, w, overwrite, recover))
+      runs.append(experiment_lib.set_up(c, w, overwrite, recover, shared=shared))
     return _run_in_lockstep(runs)
   finally:
     for e, _ in runs:

@@ -70,6 +70,7 @@ def consistent_probabilities(model, mean, std, sample_fn, variables, images, key
 class Strategy(mc_dropout.Strategy):
   """Queries the greedy BatchBALD batch of T consistent MC-dropout passes."""
 
+  ranks_by_score = False  # the greedy batch, not one score per candidate
   not_for_segmentation = ("its joint entropy is over one label per image; an image's pixels "
                           'would make C^(H W) label configurations')
 

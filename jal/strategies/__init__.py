@@ -65,12 +65,18 @@ def resolve(name: str) -> tuple[str, dict]:
 
 
 def default_config(name: str = 'random') -> ml_collections.ConfigDict:
-  """``config.strategy``: the chosen ``name`` and every strategy's own section.
+  """``config.strategy``: the chosen ``name``, how a batch is drawn from a score, and every
+  strategy's own section.
+
+  ``sampling`` (``'top_k'``, ``'power'``, ``'softmax'``, ``'softrank'``) and
+  ``sampling_beta``: a strategy that ranks candidates by one score takes its
+  top ``budget`` or draws the batch favouring high scores (Kirsch et al.,
+  TMLR 2023; `jal.strategies.base.Strategy.select_by_score`).
 
   Args:
     name: the strategy the config runs (any of `available`).
   """
-  cfg = ml_collections.ConfigDict({'name': name})
+  cfg = ml_collections.ConfigDict({'name': name, 'sampling': 'top_k', 'sampling_beta': 1.0})
   for family, module in _modules().items():
     if hasattr(module, 'default_config'):
       cfg[family] = module.default_config()

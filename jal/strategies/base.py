@@ -29,6 +29,22 @@ The methods of the catalogue come in three kinds:
    VAAL's VAE and discriminator, MAL's discriminator): they build them and
    their compiled steps in ``__init__`` and train them in `query` or `fit`.
 
+Stochastic batch acquisition. A strategy whose query is the top ``budget``
+of one score per candidate (``ranks_by_score``: the `ScoreStrategy`s, MC
+dropout, ensembles, DFM) selects through `Strategy.select_by_score`, so
+``config.strategy.sampling`` may replace its top-k by a draw without
+replacement that favours high scores (Kirsch et al., "Stochastic Batch
+Acquisition: A Simple Baseline for Deep Active Learning", TMLR 2023;
+`jal.selection.stochastic_top_k`): ``'power'`` ``p ∝ (s - s_min)^beta``,
+``'softmax'`` ``p ∝ exp(beta s)``, ``'softrank'`` ``p ∝ rank^-beta``, with
+``beta = config.strategy.sampling_beta``. Power needs non-negative scores:
+each strategy states its score's lower bound ``s_min`` (`score_minimum`: 0
+for entropy, BALD, least confidence, the variation ratio and DFM's error;
+-1 for the margin score ``-(p_(1) - p_(2))``, so power draws ``∝ (1 -
+margin gap)^beta``, Kirsch et al.'s PowerMargin), and refuses power if the
+score has none (Learning Loss's predicted loss). The other strategies
+refuse any sampling but ``'top_k'`` when they are built.
+
 A strategy keeps no state across rounds: everything the next round depends
 on is in the pool, which the loop checkpoints, so a resumed run is identical
 to an uninterrupted one.
@@ -186,6 +202,9 @@ class Strategy:
   # Why the strategy does not apply to segmentation (None: it does); the
   # one-line refusal names it.
   not_for_segmentation: str | None = None
+  # Whether `query` ranks the candidates by one score (through `select_by_score`),
+  # so that config.strategy.sampling may draw the batch instead of its top-k.
+  ranks_by_score = False
 
   def __init__(self, config: ml_collections.ConfigDict, data: PoolData, task: Task,
                mesh: jax.sharding.Mesh, settings: ml_collections.ConfigDict):
@@ -197,6 +216,7 @@ class Strategy:
     if task.kind == 'segmentation' and self.not_for_segmentation:
       raise JalError(f"config.strategy.name='{config.strategy.name}' does not apply to "
                      f'segmentation: {self.not_for_segmentation}')
+    self.sampling, self.sampling_beta = self._sampling()
     spec = self.task_spec()
     self.trainer = Trainer(spec.model, spec.loss, config.train, data.spec, mesh,
                            freeze_after=spec.freeze_after, views=spec.views)
@@ -206,6 +226,67 @@ class Strategy:
     ``config.strategy.<module>.<key>`` (`jal.errors.check_choice`)."""
     family = type(self).__module__.rsplit('.', 1)[-1]
     check_choice(self.settings[key], choices, f'config.strategy.{family}.{key}')
+
+  def _sampling(self) -> tuple[str, float]:
+    """``(config.strategy.sampling, sampling_beta)``, or the sampling an alias fixes
+    (``power_bald``), checked against the strategy.
+
+    Raises:
+      JalError: an unknown sampling, one that contradicts the alias, a
+        sampling other than ``'top_k'`` for a strategy that does not rank by
+        one score, power for a score without a lower bound, or a negative beta.
+    """
+    name = self.config.strategy.name
+    sampling = self.config.strategy.get('sampling', 'top_k')
+    beta = self.config.strategy.get('sampling_beta', 1.0)
+    fixed = self.settings.get('sampling')
+    if fixed is not None:
+      if sampling not in ('top_k', fixed):
+        raise JalError(f"config.strategy.name='{name}' samples with {fixed!r}, but "
+                       f'config.strategy.sampling={sampling!r}; leave it at its default')
+      sampling = fixed
+    check_choice(sampling, ('top_k', *selection.SAMPLING), 'config.strategy.sampling')
+    if sampling == 'top_k':
+      return sampling, float(beta)
+    if not self.ranks_by_score:
+      raise JalError(f'config.strategy.sampling={sampling!r} applies to strategies that rank '
+                     f"candidates by one score; {name} does not: leave it at 'top_k'")
+    if not beta >= 0:
+      raise JalError(f'config.strategy.sampling_beta={beta} must be non-negative (Kirsch et '
+                     'al. 2023 use 1; 0 draws uniformly)')
+    if sampling == 'power' and self.score_minimum() is None:
+      raise JalError(f"config.strategy.sampling='power' needs a score bounded below; {name}'s "
+                     "is not: use 'softmax' or 'softrank'")
+    return sampling, float(beta)
+
+  def score_minimum(self) -> float | None:
+    """The lowest value the score of `select_by_score` can take (power sampling draws
+    ``∝ (s - minimum)^beta``); None where it has none. Only asked when ``ranks_by_score``."""
+    return None
+
+  def select_by_score(self, ctx: RoundContext, scores: np.ndarray, budget: int,
+                      tie_break: np.ndarray | None = None) -> np.ndarray:
+    """The query from one score per candidate: its top ``budget``, or a draw by
+    ``config.strategy.sampling`` (see the module docstring).
+
+    Args:
+      ctx: the round (its candidates, and ``ctx.numpy_rng('sampling')``, the
+        draw's noise: a resumed run draws the same batch).
+      scores: float ``[n]``, aligned with ``ctx.candidates``; higher is queried first.
+      budget: how many (clipped to ``n``).
+      tie_break: optional float ``[n]``, the secondary key of top-k (a draw
+        breaks ties by its noise).
+
+    Returns:
+      int64 ``[min(budget, n)]`` distinct candidates, best (or first drawn) first.
+    """
+    if self.sampling == 'top_k':
+      return selection.top_k(scores, ctx.candidates, budget, tie_break=tie_break)
+    scores = np.asarray(scores, np.float64)
+    if self.sampling == 'power':  # >= 0 up to the rounding of the score
+      scores = np.maximum(scores - self.score_minimum(), 0.0)
+    return selection.stochastic_top_k(scores, ctx.candidates, budget, ctx.numpy_rng('sampling'),
+                                      mode=self.sampling, beta=self.sampling_beta)
 
   # -- the task model -----------------------------------------------------------------
 
@@ -263,6 +344,8 @@ class ScoreStrategy(Strategy):
   the task's reduction (`jal.task.Task.per_image`: the mean by default).
   """
 
+  ranks_by_score = True
+
   def score(self, outputs: dict[str, jax.Array]) -> jax.Array:
     """float32 ``[B]`` (or per pixel ``[B, H, W]``) scores of a batch's outputs,
     traced inside the compiled pass."""
@@ -274,6 +357,6 @@ class ScoreStrategy(Strategy):
 
   def query(self, ctx: RoundContext, budget: int) -> np.ndarray:
     scores = np.asarray(ctx.task.predict(ctx.images, ctx.candidates, self.image_score))
-    query = selection.top_k(scores, ctx.candidates, budget)
+    query = self.select_by_score(ctx, scores, budget)
     ctx.scores = scores[np.searchsorted(ctx.candidates, query)]  # candidates are sorted
     return query

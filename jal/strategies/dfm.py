@@ -13,7 +13,6 @@ from __future__ import annotations
 import ml_collections
 import numpy as np
 
-from jal import selection
 from jal.acquisition import dfm
 from jal.errors import JalError
 from jal.strategies import base
@@ -29,12 +28,17 @@ class Strategy(base.Strategy):
   """Queries the candidates farthest from their predicted class's PCA subspace."""
 
   not_for_segmentation = 'it fits a feature subspace per image class'
+  ranks_by_score = True
 
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     if self.settings.components < 1:
       raise JalError(f'config.strategy.dfm.components={self.settings.components} must be at '
                      'least 1')
+
+  def score_minimum(self) -> float:
+    """0: a reconstruction error is a norm."""
+    return 0.0
 
   def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
     """The ``budget`` candidates with the highest feature reconstruction error (Eq. 3).
@@ -53,7 +57,7 @@ class Strategy(base.Strategy):
                                         self.task.num_classes, self.settings.components)
     errors = dfm.reconstruction_errors(candidates['features'], candidates['prediction'],
                                        subspaces)[:ctx.candidates.size]
-    query = selection.top_k(errors, ctx.candidates, budget)
+    query = self.select_by_score(ctx, errors, budget)
     finite = np.isfinite(errors)
     ctx.metrics['candidate_reconstruction_error'] = float(errors[finite].mean()) \
         if finite.any() else 0.0

@@ -26,7 +26,6 @@ from __future__ import annotations
 import ml_collections
 import numpy as np
 
-from jal import selection
 from jal.acquisition import uncertainty
 from jal.errors import JalError
 from jal.models import Ensemble
@@ -52,6 +51,7 @@ class Strategy(base.Strategy):
 
   not_for_segmentation = ('its members predict one class per image ([B, M, K]); no paper '
                           'has it on segmentation')
+  ranks_by_score = True
 
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
@@ -72,5 +72,8 @@ class Strategy(base.Strategy):
 
   def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
     scores = ctx.task.predict(ctx.images, ctx.candidates, self.scores)
-    return selection.top_k(scores['score'], ctx.candidates, budget,
-                           tie_break=scores.get('tie_break'))
+    return self.select_by_score(ctx, scores['score'], budget, tie_break=scores.get('tie_break'))
+
+  def score_minimum(self) -> float:
+    """0, or -1 for the margin score."""
+    return -1.0 if self.settings.score == 'margin' else 0.0

@@ -26,7 +26,8 @@ The placement of the dropout (``last_layer``):
   last layer is uncertain).
 
 ``bald``, ``dbal``, ``bald_last_layer`` and ``dbal_last_layer`` are the four
-combinations by name (`ALIASES`).
+combinations by name (`ALIASES`); ``power_bald`` is ``bald`` drawn by power
+sampling (Kirsch et al. 2023's PowerBALD; ``config.strategy.sampling``).
 
 Segmentation: the score of each pixel from its ``T`` samples, reduced per
 image by the task (`jal.task.Task.per_image`; the mean by default), the
@@ -52,7 +53,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jal import rng, selection, sharding
+from jal import rng, sharding
 from jal.acquisition import uncertainty
 from jal.data import augment
 from jal.errors import JalError
@@ -67,6 +68,7 @@ ALIASES = {
     'bald_last_layer': {'score': 'bald', 'last_layer': True},
     'dbal_last_layer': {'score': 'dbal', 'last_layer': True},
 }
+ALIASES['power_bald'] = {**ALIASES['bald'], 'sampling': 'power'}
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -144,6 +146,8 @@ def _score_chunk(model, mean, std, num_samples, sample_fn, score_fn, reduce_fn, 
 class Strategy(base.Strategy):
   """Queries the candidates with the highest ``score`` of T MC-dropout passes."""
 
+  ranks_by_score = True
+
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     cfg = self.settings
@@ -186,7 +190,11 @@ class Strategy(base.Strategy):
   def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
     scores = self._map_chunks(self._scores, ctx.task, ctx.images, ctx.candidates,
                               ctx.key('mc_dropout'))
-    return selection.top_k(scores, ctx.candidates, budget)
+    return self.select_by_score(ctx, scores, budget)
+
+  def score_minimum(self) -> float:
+    """0: BALD and the entropy are non-negative."""
+    return 0.0
 
   def predictive_log_probabilities(self, task: base.TaskModel, images: jax.Array,
                                    indices: np.ndarray) -> np.ndarray:

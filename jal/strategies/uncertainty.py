@@ -9,7 +9,9 @@ highest. ``score`` chooses it:
 - ``'margin'``: the smallest gap between the top two classes (Scheffer et
   al. 2001).
 
-Each is also a strategy name of its own (`ALIASES`).
+Each is also a strategy name of its own (`ALIASES`), and ``power_entropy``
+is the entropy drawn by power sampling (Kirsch et al. 2023's PowerEntropy;
+``config.strategy.sampling``, `jal.strategies.base`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from jal.strategies import base
 SCORES = {'entropy': uncertainty.entropy, 'least_confidence': uncertainty.least_confidence,
           'margin': uncertainty.margin}
 ALIASES = {name: {'score': name} for name in SCORES}
+ALIASES['power_entropy'] = {'score': 'entropy', 'sampling': 'power'}
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -38,3 +41,7 @@ class Strategy(base.ScoreStrategy):
 
   def score(self, outputs):
     return self._score_fn(outputs['classifier'])
+
+  def score_minimum(self) -> float:
+    """0, or -1 for the margin score ``-(p_(1) - p_(2))``."""
+    return -1.0 if self.settings.score == 'margin' else 0.0

@@ -49,12 +49,14 @@ def test_pal_three_rounds_compile_once(tmp_path, trainers):
   assert on_disk == records
   assert (tmp_path / 'accuracy.png').stat().st_size > 1000
   # Task model, PAL scoring network and g' each compiled their train step (or
-  # epoch loop) and predict function once, although the pool grew every round.
+  # epoch loop) and predict function once, although the pool grew every round;
+  # the task model's predict once per image array it reads: the test split (the
+  # evaluation) and the train split (the stopping signals' pass).
   assert len(trainers) == 3
   for trainer in trainers:
     counts = trainer.trace_counts
     assert counts['train_step'] + counts['train_epoch'] == 1, counts
-    assert trainer.trace_counts['predict'] <= 1, trainer.trace_counts
+    assert trainer.trace_counts['predict'] <= (2 if trainer is trainers[0] else 1), counts
 
 
 @pytest.mark.parametrize('compiled_epochs', [False, True])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jal import initial_pools, strategies
+from jal import initial_pools, stopping, strategies
 from jal.data import imbalance
 from jal.errors import JalError
 from jal.train.config import optimizer_config, train_config
@@ -106,6 +106,11 @@ def base() -> ml_collections.ConfigDict:
       blur_benchmark='cifar-10-c'))
   # The strategy's name and every strategy's own section (jal.strategies).
   config.strategy = strategies.default_config('random')
+  # When to stop labeling (jal.stopping): each round records Cohen's kappa of
+  # the task model's predictions on a fixed stop set of stop_set_size train
+  # examples with the last round's, and the candidates' entropy; signals=False
+  # skips the extra prediction pass.
+  config.stopping = stopping.default_config()
   return config
 
 

@@ -1,7 +1,8 @@
 """Per-round checkpoints with orbax: everything needed to resume a run.
 
 What the next round depends on is the pool (labeled indices in order, the
-oracle's labels), the round number and the results so far; every random
+oracle's labels), the round number, the results so far and the last task
+model's predictions on the stop set (`jal.stopping`); every random
 stream is derived from ``(seed, purpose, round)`` (`jal.rng`), so that is the
 whole RNG state. Networks retrained from scratch each round are not stored;
 when the config warm-starts the task model, its variables are stored too.
@@ -56,6 +57,9 @@ class RunState:
     imports: one JSON dict per label file imported (`jal.human`), in order.
     data_digest: a digest of the train split's identity where indices name
       files (a labeling project's image paths), checked on every start.
+    stop_predictions: int32 ``[S]``, the last round's task model's classes
+      on the stop set (`jal.stopping`), which the next round's agreement
+      compares with; None before round 0 or without the stopping signals.
   """
   next_round: int
   pool: Pool
@@ -64,6 +68,7 @@ class RunState:
   pending: dict | None = None
   imports: list[dict] = dataclasses.field(default_factory=list)
   data_digest: str | None = None
+  stop_predictions: np.ndarray | None = None
 
   @property
   def step(self) -> int:
@@ -152,6 +157,8 @@ class Checkpointer:
     # Orbax cannot save an empty array: a pool with nothing labeled yet (round 0's
     # query to a person) has no pool item; `restore` reads num_labeled.
     meta['num_labeled'] = state.pool.num_labeled
+    if state.stop_predictions is not None:  # a few thousand small ints: JSON is enough
+      meta['stop_predictions'] = np.asarray(state.stop_predictions, np.int32).tolist()
     items = dict(meta=ocp.args.JsonSave(meta))
     if state.pool.num_labeled:
       items['pool'] = ocp.args.StandardSave(pool)
@@ -199,6 +206,8 @@ class Checkpointer:
       next_round = int(meta['next_round'])
       pending, imports = meta.get('pending'), list(meta.get('imports') or [])
       data_digest = meta.get('data_digest')
+      stop = meta.get('stop_predictions')
+      stop = None if stop is None else np.asarray(stop, np.int32)
     except Exception as e:  # a damaged file fails in orbax, tensorstore or json
       raise DamagedCheckpoint(path, _reason(e)) from None
     if meta.get('pool_sha256') != _pool_digest(pool):
@@ -217,7 +226,7 @@ class Checkpointer:
                      "--overwrite to delete that run (jal's files only)")
     return RunState(next_round=next_round, pool=pool, records=records,
                     task_variables=restored.get('task'), pending=pending, imports=imports,
-                    data_digest=data_digest)
+                    data_digest=data_digest, stop_predictions=stop)
 
   def latest(self) -> RunState | None:
     """The newest checkpoint, or None for a fresh work directory.

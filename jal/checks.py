@@ -12,7 +12,7 @@ from __future__ import annotations
 import ml_collections
 import numpy as np
 
-from jal import data, initial_pools, pool as pool_lib
+from jal import data, initial_pools, pool as pool_lib, stopping
 from jal.errors import JalError
 from jal.train.config import check_train_config, train_configs
 
@@ -111,6 +111,7 @@ def check_config(config: ml_collections.ConfigDict, dataset: data.Dataset,
                    'set it to a multiple of the budget (the SCAL and TA-VAAL papers use 10x) '
                    'or to None')
   initial_pools.check_settings(config.initial_pool)
+  stopping.check_config(config)
   _positive_int(config.evaluation.ece_bins, 'config.evaluation.ece_bins', '; SCAL uses 15')
   _positive_int(config.eval_batch_size, 'config.eval_batch_size')
   for key in ('epochs', 'batch_size'):

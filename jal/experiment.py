@@ -29,14 +29,15 @@ from absl import logging
 
 from jal import checkpoint, checks, data, dirlock, initial_pools, metrics as metrics_lib
 from jal import segmentation_metrics as seg_metrics
-from jal import oracle as oracle_lib, pool as pool_lib, results, rng, sharding, strategies
+from jal import oracle as oracle_lib, pool as pool_lib, results, rng, sharding, stopping
+from jal import strategies
 from jal import workdir as workdir_lib
 from jal.data import corruptions, imbalance as imbalance_lib, project as project_lib, transforms
 from jal.errors import JalError
 from jal.human import query as query_lib, session as human_session
 from jal.strategies.base import Fit, RoundContext, Strategy, TaskModel
 from jal.task import Task, make_task
-from jal.train import TrainState
+from jal.train import TrainState, compile_time
 
 # ------------------------------------------------------------------ set-up ----
 
@@ -491,8 +492,13 @@ def initial_train_state(experiment: Experiment, state: checkpoint.RunState,
 
 
 def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int,
-                 labels: jax.Array, fitted: Fit, train_seconds: float) -> checkpoint.RunState:
-  """Evaluates round ``round_``'s task model, queries, has the oracle answer, and records.
+                 labels: jax.Array, fitted: Fit, train_seconds: float,
+                 train_compile_seconds: float | None = None) -> checkpoint.RunState:
+  """Evaluates round ``round_``'s task model, measures the stopping signals
+  (`jal.stopping`), queries, has the oracle answer, and records.
+
+  ``train_seconds`` is the fit's wall time, ``train_compile_seconds`` the
+  part of it spent compiling (`jal.train.compile_time`; None: not measured).
 
   Returns:
     The state after the round, already checkpointed; ``results.jsonl``, the
@@ -511,19 +517,33 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
                             experiment.evaluation_sets, config)
   else:  # a labeling project without test/: no test metrics, and the record says so
     metrics = {task.metric: None, 'test_split': 'none (the labeling project has no test/)'}
+  pool_candidates = (candidates(config, pool, round_) if pool.unlabeled.size
+                     else np.zeros(0, np.int64))
+
+  # When to stop labeling: one pass over the stop set and the candidates.
+  stopping_fields, stop_predictions = {}, None
+  if stopping.enabled(config, task.kind):
+    start = time.perf_counter()
+    stop = stopping.stop_set(config.seed, pool.num_train, stopping.settings(config).stop_set_size)
+    stopping_fields, stop_predictions = stopping.signals(
+        lambda indices: predict(experiment.train_images, indices), stop, pool_candidates,
+        state.stop_predictions)
+    stopping_fields['stopping_seconds'] = round(time.perf_counter() - start, 3)
 
   # Query, and have the oracle label the query.
   query = np.zeros(0, np.int64)
   query_seconds = 0.0
+  query_compile_seconds = 0.0
   query_metrics = {}
   pending = None
   if round_ + 1 < config.num_rounds and pool.unlabeled.size:
     start = time.perf_counter()
     ctx = RoundContext(config, strategy.data, round_, pool, experiment.train_images, labels,
-                       candidates(config, pool, round_), task_model, experiment.mesh,
-                       fitted=fitted.aux)
-    query = np.asarray(strategy.query(ctx, experiment.budget), np.int64)
+                       pool_candidates, task_model, experiment.mesh, fitted=fitted.aux)
+    with compile_time.measure() as compiled:
+      query = np.asarray(strategy.query(ctx, experiment.budget), np.int64)
     query_seconds = time.perf_counter() - start
+    query_compile_seconds = compiled.seconds
     query_metrics = {k: float(v) for k, v in sorted(ctx.metrics.items())}
     pool_lib.check_query(pool, query, experiment.budget)
     if experiment.oracle.asks_a_person:  # asked now, answered with the next run
@@ -553,8 +573,14 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
       # What the query measured, e.g. the discriminator's outputs on each
       # pool (VAAL, TA-VAAL, MAL), so a collapsed game is visible.
       'query_metrics': query_metrics,
+      # When to stop labeling (`jal.stopping`, classification): Cohen's kappa of
+      # the stop set's predictions with the last round's, and the candidates'
+      # entropy / log C.
+      **stopping_fields,
+      # Wall times; *_compile_seconds: the part of each spent compiling.
       'train_seconds': round(train_seconds, 3),
       'query_seconds': round(query_seconds, 3),
+      'query_compile_seconds': round(query_compile_seconds, 3),
       'query_size': int(query.size),
       # Unknown when a person has yet to answer.
       'query_class_counts': (None if pending else
@@ -566,6 +592,8 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
       'dataset': experiment.dataset.name,
       'seed': config.seed,
   }
+  if train_compile_seconds is not None:
+    record['train_compile_seconds'] = round(train_compile_seconds, 3)
   if task.metric != 'test_accuracy':  # the headline metric of the plots and tables
     record['metric'] = task.metric
   if config.initial_pool.exclude_classes:  # the biased pool: what the plots follow
@@ -579,7 +607,7 @@ def finish_round(experiment: Experiment, state: checkpoint.RunState, round_: int
   task_variables = jax.device_get(task_model.variables) if keep else None
   state = checkpoint.RunState(round_ + 1, pool, state.records + [record], task_variables,
                               pending=pending and pending.to_json(), imports=state.imports,
-                              data_digest=state.data_digest)
+                              data_digest=state.data_digest, stop_predictions=stop_predictions)
   experiment.checkpointer.save(state)  # first the checkpoint, then what is rendered from it
   results.render_round(experiment.workdir, state.records, experiment.writer,
                        plot_title(config, experiment.dataset))
@@ -622,10 +650,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False
       if state.pending is not None:
         break  # a person answers first
       start = time.perf_counter()
-      labels = experiment.labels(state.pool)
-      fitted = fit_task_model(experiment, state, round_, labels)
+      with compile_time.measure() as compiled:
+        labels = experiment.labels(state.pool)
+        fitted = fit_task_model(experiment, state, round_, labels)
       state = finish_round(experiment, state, round_, labels, fitted,
-                           time.perf_counter() - start)
+                           time.perf_counter() - start, compiled.seconds)
     if state.pending is not None:
       human_session.ask(config, workdir, experiment.project, state, command)
   finally:

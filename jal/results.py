@@ -23,6 +23,7 @@ from jal.errors import JalError
 
 matplotlib.use('Agg')
 import matplotlib.figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 
@@ -51,16 +52,29 @@ def headline(record: dict) -> str:
   return record.get('metric', 'test_accuracy')
 
 
+# The stopping signals of a record (`jal.stopping`): the panel each is drawn in, its name.
+STOPPING_SIGNALS = {'stop_set_agreement': ('kappa', "Cohen's kappa with the last round"),
+                    'candidate_entropy_mean': ('entropy', 'mean over the candidates'),
+                    'candidate_entropy_max': ('entropy', 'max over the candidates')}
+
+
 def plot_accuracy(records: list[dict], path: str, title: str) -> None:
   """The headline test metric (accuracy, or mIoU for segmentation) against the number
-  of labels, one line per strategy, to PNG.
+  of labels, one line per strategy, to PNG; below it, when the records hold them,
+  the stopping signals (`plot_stopping_signals`).
 
   Drawn on every round: a `matplotlib.figure.Figure` with fixed margins
   (no pyplot state, no layout pass), half the time of ``tight_layout``.
   """
-  fig = matplotlib.figure.Figure(figsize=(5, 3.5), dpi=120)
-  fig.subplots_adjust(left=0.13, right=0.97, bottom=0.14, top=0.92)
-  ax = fig.add_subplot()
+  signals = any(r.get(k) is not None for r in records for k in STOPPING_SIGNALS)
+  fig = matplotlib.figure.Figure(figsize=(5, 7.4 if signals else 3.5), dpi=120)
+  if signals:
+    fig.subplots_adjust(left=0.16, right=0.97, bottom=0.07, top=0.96, hspace=0.12)
+    ax, kappa_ax, entropy_ax = fig.subplots(
+        3, 1, sharex=True, gridspec_kw=dict(height_ratios=[1.4, 1, 1]))
+  else:
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.14, top=0.92)
+    ax = fig.add_subplot()
   by_strategy: dict[str, list[dict]] = {}
   key = headline(records[0]) if records else 'test_accuracy'
   for record in records:
@@ -78,7 +92,54 @@ def plot_accuracy(records: list[dict], path: str, title: str) -> None:
   else:
     ax.text(0.5, 0.5, 'no test split: nothing to measure accuracy on', ha='center',
             va='center', transform=ax.transAxes)
+  if signals:  # the x-axis is named once, under the lowest panel
+    ax.set_xlabel('')
+    plot_stopping_signals(records, kappa_ax, entropy_ax)
   _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png'))
+
+
+def plot_stopping_signals(records: list[dict], kappa_ax: Any, entropy_ax: Any,
+                          threshold: float = 0.99) -> None:
+  """The stopping signals of ``records`` against the number of labels, on two axes;
+  a strategy's colour is the one of the accuracy panel above (matplotlib's cycle).
+
+  ``kappa_ax``: the stop-set agreement, its range zoomed to the values and
+  ``threshold`` (dotted), the kappa of Bloodgood & Vijay-Shanker's (2009)
+  rule: stop once the mean kappa of the last three rounds exceeds it.
+  ``entropy_ax``: the candidates' mean and maximum entropy / log C, in [0, 1].
+  """
+  by_strategy: dict[str, list[dict]] = {}
+  for record in records:
+    by_strategy.setdefault(record['strategy'], []).append(record)
+  low = threshold
+  for i, (strategy, rows) in enumerate(by_strategy.items()):
+    for signal, (panel, name) in STOPPING_SIGNALS.items():
+      points = [(r['num_labeled'], r[signal]) for r in rows if r.get(signal) is not None]
+      if not points:
+        continue
+      x, y = zip(*points)
+      low = min(low, *y) if panel == 'kappa' else low
+      maximum = signal.endswith('_max')
+      (kappa_ax if panel == 'kappa' else entropy_ax).plot(
+          x, y, color=f'C{i}', marker='^' if maximum else 'o', markersize=4,
+          linestyle='--' if maximum else '-')
+  # Legends of the line styles alone (grey): the colours are the strategies'.
+  kappa_ax.axhline(threshold, color='0.35', linestyle=':', linewidth=1.2)
+  kappa_ax.legend([Line2D([], [], color='0.35', marker='o', markersize=4),
+                   Line2D([], [], color='0.35', linestyle=':')],
+                  ["Cohen's kappa with the last round's predictions",
+                   f'{threshold}: stop once 3 rounds average above'], fontsize=7, loc='best')
+  kappa_ax.set_ylim(low - 0.15 * (1 - low) - 0.005, 1 + 0.05 * (1 - low) + 0.002)
+  kappa_ax.set_ylabel('stop-set agreement')
+  entropy_ax.legend([Line2D([], [], color='0.35', marker='o', markersize=4),
+                     Line2D([], [], color='0.35', marker='^', markersize=4, linestyle='--')],
+                    ['mean over the candidates', 'max over the candidates'], fontsize=7,
+                    loc='best')
+  entropy_ax.set_ylim(-0.03, 1.03)
+  entropy_ax.set_ylabel('candidate entropy / log C')
+  entropy_ax.set_xlabel('number of labeled examples')
+  for axis in (kappa_ax, entropy_ax):
+    axis.grid(alpha=0.3)
 
 
 def plot_comparison(summary: dict, path: str, title: str) -> None:

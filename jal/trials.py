@@ -17,6 +17,7 @@ from typing import Sequence
 import ml_collections
 
 from jal import experiment as experiment_lib, rng, train, workdir as workdir_lib
+from jal.train import compile_time
 from jal.errors import JalError
 from jal.strategies.base import Fit
 
@@ -82,18 +83,20 @@ def _run_in_lockstep(runs) -> list[list[dict]]:
     if not active:
       break
     start = time.perf_counter()
-    labels = {i: experiments[i].labels(states[i].pool) for i in active}
-    sizes = {states[i].pool.num_labeled for i in active}
-    if together and len(active) > 1 and len(sizes) == 1:
-      fitted = _fit_trials([experiments[i] for i in active], [states[i] for i in active],
-                           [labels[i] for i in active])
-    else:
-      fitted = [experiment_lib.fit_task_model(experiments[i], states[i], states[i].next_round,
-                                              labels[i]) for i in active]
+    with compile_time.measure() as compiled:
+      labels = {i: experiments[i].labels(states[i].pool) for i in active}
+      sizes = {states[i].pool.num_labeled for i in active}
+      if together and len(active) > 1 and len(sizes) == 1:
+        fitted = _fit_trials([experiments[i] for i in active], [states[i] for i in active],
+                             [labels[i] for i in active])
+      else:
+        fitted = [experiment_lib.fit_task_model(experiments[i], states[i], states[i].next_round,
+                                                labels[i]) for i in active]
     seconds = (time.perf_counter() - start) / len(active)
     for i, fit in zip(active, fitted):
       states[i] = experiment_lib.finish_round(experiments[i], states[i], states[i].next_round,
-                                              labels[i], fit, seconds)
+                                              labels[i], fit, seconds,
+                                              compiled.seconds / len(active))
   return [s.records for s in states]
 
 

@@ -49,12 +49,14 @@ def test_pal_three_rounds_compile_once(tmp_path, trainers):
   assert on_disk == records
   assert (tmp_path / 'accuracy.png').stat().st_size > 1000
   # Task model, PAL scoring network and g' each compiled their train step (or
-  # epoch loop) and predict function once, although the pool grew every round.
+  # epoch loop) and predict function once, although the pool grew every round;
+  # the task model's predict once per image array it reads: the test split (the
+  # evaluation) and the train split (the stopping signals' pass).
   assert len(trainers) == 3
   for trainer in trainers:
     counts = trainer.trace_counts
     assert counts['train_step'] + counts['train_epoch'] == 1, counts
-    assert trainer.trace_counts['predict'] <= 1, trainer.trace_counts
+    assert trainer.trace_counts['predict'] <= (2 if trainer is trainers[0] else 1), counts
 
 
 @pytest.mark.parametrize('compiled_epochs', [False, True])
@@ -124,6 +126,29 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch, stra
   np.testing.assert_array_equal(a.pool.labeled, b.pool.labeled)
   np.testing.assert_array_equal(a.pool.oracle_labels, b.pool.oracle_labels)
   assert (a.task_variables is None) == from_scratch
+  # The stopping signals of the resumed rounds compare with the checkpointed predictions.
+  assert a.stop_predictions.shape == (300,)  # the whole 300-image split: smaller than 2000
+  np.testing.assert_array_equal(a.stop_predictions, b.stop_predictions)
+  assert all(r['stop_set_agreement'] is not None for r in resumed[1:])
+
+
+def test_every_round_records_the_stopping_signals_and_its_compile_time(finished_run):
+  records = [json.loads(line) for line in open(finished_run / 'results.jsonl')]
+  first, *later = records
+  assert first['stop_set_agreement'] is None and first['stop_set_agreement_fraction'] is None
+  for r in later:
+    assert -1 <= r['stop_set_agreement'] <= 1 and 0 <= r['stop_set_agreement_fraction'] <= 1
+  for r in records:
+    assert 0 <= r['candidate_entropy_mean'] <= r['candidate_entropy_max'] <= 1
+    assert r['stopping_seconds'] >= 0
+  # Round 0 compiles the task model's steps; round 1 reuses them (no compile event at all).
+  assert first['train_compile_seconds'] > 0
+  assert later[0]['train_compile_seconds'] == 0.0
+  assert first['train_compile_seconds'] <= first['train_seconds']
+  # The plot has the signals' two panels under the accuracy: 5 x 7.4 inches at 120 dpi.
+  with open(finished_run / 'accuracy.png', 'rb') as f:
+    header = f.read(24)
+  assert (int.from_bytes(header[16:20], 'big'), int.from_bytes(header[20:24], 'big')) == (600, 888)
 
 
 def test_warm_start_differs_from_scratch(tmp_path):
@@ -186,6 +211,7 @@ def test_workdir_of_another_config_is_refused(tmp_path):
     ({'strategy.pal.scoring_model.name': 'resnet50'}, 'resnet50'),
     ({'strategy.pal.finetune.batch_size': 0}, 'batch_size=0'),
     ({'evaluation.ece_bins': 0}, 'ece_bins=0 must be at least 1'),
+    ({'stopping.stop_set_size': 0}, 'stop_set_size=0 must be a positive integer'),
 ])
 def test_bad_config_gives_one_line_error(tmp_path, overrides, message):
   with pytest.raises(JalError, match=message) as info:

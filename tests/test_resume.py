@@ -97,14 +97,14 @@ def uninterrupted(finished_run):
   ckpt = checkpoint.Checkpointer(str(finished_run / workdir.CHECKPOINTS))
   state = ckpt.latest()
   ckpt.close()
-  return strip_timings(records), state.pool
+  return strip_timings(records), state.pool, state.stop_predictions
 
 
 @settings(max_examples=5, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.lists(STEPS, min_size=1, max_size=3))
 def test_runs_kills_and_resumes_end_as_the_uninterrupted_run(monkeypatch, uninterrupted, steps):
-  expected_records, expected_pool = uninterrupted
+  expected_records, expected_pool, expected_stop = uninterrupted
   path = os.path.join(tempfile.mkdtemp(prefix='jal-resume-'), 'run')
   try:
     for step in steps:
@@ -122,8 +122,11 @@ def test_runs_kills_and_resumes_end_as_the_uninterrupted_run(monkeypatch, uninte
     with open(os.path.join(path, workdir.RESULTS)) as f:
       assert strip_timings([json.loads(line) for line in f]) == expected_records
     ckpt = checkpoint.Checkpointer(os.path.join(path, workdir.CHECKPOINTS))
-    pool = ckpt.latest().pool
+    latest = ckpt.latest()
+    pool = latest.pool
     ckpt.close()
+    # The stop set's last predictions, which the next round's kappa compares with.
+    np.testing.assert_array_equal(latest.stop_predictions, expected_stop)
     np.testing.assert_array_equal(pool.labeled, expected_pool.labeled)
     np.testing.assert_array_equal(pool.oracle_labels, expected_pool.oracle_labels)
     leftovers = [n for n in os.listdir(os.path.join(path, workdir.CHECKPOINTS))

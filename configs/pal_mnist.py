@@ -17,6 +17,13 @@ Variants (combinable, e.g. ``:biased,runlocal``):
   :runlocal   real MNIST, shrunk to run in minutes on 2 CPU cores:
     JAL_DATA_DIR=../shared/data python -m jal.main \
         --config configs/pal_mnist.py:runlocal --workdir runs/pal_mnist_local
+  :dbal       BALD on the MNIST network of Gal, Islam & Ghahramani 2017 (Sec.
+              5.1; ``dbal_cnn``, 32 kernels) as the task model, sampled at its
+              own dropout layers (0.25, 0.5); PAL's own networks are unchanged,
+              and any other strategy may be chosen (``--config.strategy.name``).
+              ``:runlocal,dbal`` at the runlocal scale:
+    JAL_DATA_DIR=../shared/data python -m jal.main \
+        --config configs/pal_mnist.py:runlocal,dbal --workdir runs/bald_mnist_local
 
 Compare against baselines on the same initial pools:
 
@@ -28,7 +35,7 @@ from configs import common
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, runlocal=False, noisy=False, biased=False)
+  arg = common.parse_arg(arg, runlocal=False, noisy=False, biased=False, dbal=False)
   config = common.base()
   config.dataset.name = 'mnist'
   # 10% initial pool, +5% per round up to 30%.
@@ -63,4 +70,8 @@ def get_config(arg=None):
     pal.scoring_train = common.train(learning_rate=0.05, epochs=10, batch_size=64,
                                      lr_schedule='cosine')
     pal.finetune = common.train(learning_rate=0.01, epochs=3, batch_size=64)
+  if arg.dbal:
+    config.model.name = 'dbal_cnn'
+    config.model.width = None  # the paper's 32 kernels
+    config.strategy.name = 'bald'
   return config

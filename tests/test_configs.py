@@ -159,6 +159,10 @@ def test_scenario_configs_set_their_scenario():
   assert (mal.initial_pool.size, mal.budget) == (1_000, 1_000)
   assert get('mal_cifar100.py').dataset.imbalance.kind is None
   assert get('pal_mnist.py').dataset.name == 'mnist'
+  dbal = get('pal_mnist.py', 'runlocal,dbal')  # Gal et al. 2017's network; PAL's unchanged
+  assert (dbal.model.name, dbal.model.width, dbal.strategy.name) == ('dbal_cnn', None, 'bald')
+  assert dbal.strategy.pal.scoring_model.name == 'resnet18'
+  assert get('pal_mnist.py', 'runlocal').model.name == 'small_cnn'
 
 
 def test_initial_pool_protocols_match_chandra_et_al_2021():

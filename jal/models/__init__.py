@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jal.errors import JalError
+from jal.models.dbal_cnn import DBALCNN
 from jal.models.drn import DRND22
 from jal.models.discriminators import ConvDiscriminator, LatentDiscriminator, MLPDiscriminator
 from jal.models.ensemble import Ensemble
@@ -31,6 +32,7 @@ __all__ = [
     'Backbone',
     'ClassifierHead',
     'ConvDiscriminator',
+    'DBALCNN',
     'DRND22',
     'DeepLabHead',
     'CosineClassifier',
@@ -59,6 +61,8 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     'resnet18': ResNet18,
     'vgg16': VGG16,
     'small_cnn': SmallCNN,
+    # Gal, Islam & Ghahramani 2017's MNIST network, with dropout of its own.
+    'dbal_cnn': DBALCNN,
     # Segmentation backbones (`jal.models.segmentation_nets`): spatial blocks
     # and the image size for a per-pixel head.
     'mobilenet_v2': MobileNetV2,
@@ -92,15 +96,17 @@ def get_backbone(name: str, *, width: int | None = None, dtype: Any = jnp.float3
   """Builds a backbone by name.
 
   Args:
-    name: one of ``'resnet18'``, ``'vgg16'``, ``'small_cnn'``; for
-      segmentation ``'mobilenet_v2'``, ``'drn_d_22'``, ``'small_fcn'``.
+    name: one of ``'resnet18'``, ``'vgg16'``, ``'small_cnn'``,
+      ``'dbal_cnn'`` (Gal et al. 2017's MNIST CNN); for segmentation
+      ``'mobilenet_v2'``, ``'drn_d_22'``, ``'small_fcn'``.
     width: channels of the first stage; None for the architecture's default
-      (64 for ResNet-18 and VGG-16, 32 for the small CNN).
+      (64 for ResNet-18 and VGG-16, 32 for the small CNN and the DBAL CNN).
     dtype: compute dtype, ``jnp.bfloat16`` or its name ``'bfloat16'`` (mixed
       precision: activations and matmuls in bf16, parameters, batch-norm
       statistics, heads and losses in float32), or float32.
     dropout_rate: MC dropout after the convolutions (ResNet-18: of its
-      blocks), active only with a ``'dropout'`` PRNG stream; 0: none.
+      blocks), active only with a ``'dropout'`` PRNG stream; 0: none. The
+      DBAL CNN's own dropout layers are there whatever this is.
 
   Returns:
     An unbound flax module ``backbone(x, train) -> Features``.

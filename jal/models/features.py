@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import flax.struct
@@ -49,7 +49,14 @@ class Backbone(nn.Module):
     dropout_rate: MC dropout after the convolutions, active only with a
       ``'dropout'`` PRNG stream (`jal.models.layers.mc_dropout`); 0
       (default): none.
+    own_dropout: (class attribute) whether the architecture has dropout
+      layers of its own, at positions and rates it defines (the DBAL CNN of
+      Gal et al. 2017); they are trained with and sampled by MC dropout's
+      ``'network'`` placement (`jal.strategies.mc_dropout`). False for the
+      others.
   """
+
+  own_dropout: ClassVar[bool] = False
 
   dtype: Any = jnp.float32
   dropout_rate: float = 0.0

@@ -84,7 +84,7 @@ class Strategy(mc_dropout.Strategy):
       raise JalError(f'config.strategy.batchbald.max_configurations={cfg.max_configurations} '
                      f'must be at least num_mc_samples={cfg.num_mc_samples} and '
                      f'candidates_per_pick={cfg.candidates_per_pick} non-negative')
-    sample_fn = mc_dropout.mc_logits_last_layer if cfg.last_layer else mc_dropout.mc_logits
+    sample_fn = mc_dropout.mc_logits_last_layer if self.last_layer else mc_dropout.mc_logits
     spec = self.data.spec
     self._probabilities = jax.jit(functools.partial(
         consistent_probabilities, self.trainer.model, spec.mean, spec.std, sample_fn))

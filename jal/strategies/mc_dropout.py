@@ -15,33 +15,51 @@ The score (``score``):
 - ``'dbal'``: the entropy of the MC-averaged prediction (Gal et al. 2017's
   max-entropy), `jal.acquisition.uncertainty.predictive_entropy`.
 
-The placement of the dropout (``last_layer``):
+The placement of the dropout (``dropout``), a choice because it decides how
+well the task model trains:
 
-- False: after the convolutions of every block of the backbone, as in the
-  SCAL paper (Krishnan et al. 2021, App. A.3: p = 0.3, T = 50); each pass
-  runs the whole network.
-- True: only on the features before the classifier; the backbone runs once
-  per chunk and only the classifier is sampled ``T`` times, so a query
-  costs about one forward pass. Cheaper, and a coarser posterior (only the
-  last layer is uncertain).
+- ``'network'``: the network's own dropout layers, at the positions and
+  rates its architecture defines (`jal.models.Backbone.own_dropout`; the
+  DBAL CNN of Gal et al. 2017, Sec. 5.1: 0.25 after the max-pool, 0.5 after
+  the dense layer; ``--config.model.name=dbal_cnn``); each pass runs the
+  whole network. ``dropout_rate`` is not used. Refused for a backbone
+  without dropout of its own.
+- ``'backbone'``: ``dropout_rate`` after the convolutions of every block of
+  the backbone, as in the SCAL paper (Krishnan et al. 2021, App. A.3: p =
+  0.3, T = 50); each pass runs the whole network. On a batch-normalised
+  backbone this trains poorly: batch norm's statistics are gathered with
+  dropout on (the "variance shift" of Li et al., CVPR 2019), and the
+  network learns less from the same labels (on real MNIST, 1,000 labels,
+  5 epochs, small CNN: ``experiments/README.md``).
+- ``'last_layer'``: ``dropout_rate`` only on the features before the
+  classifier; the backbone runs once per chunk and only the classifier is
+  sampled ``T`` times, so a query costs about one forward pass. It trains
+  like the network without dropout; its posterior is coarser (only the
+  last layer is uncertain). Classification only.
+- ``'auto'`` (default): ``'network'`` for a backbone with dropout of its
+  own, else ``'last_layer'`` (``'backbone'`` for segmentation): the
+  placement that trains well on every backbone.
 
-``bald``, ``dbal``, ``bald_last_layer`` and ``dbal_last_layer`` are the four
-combinations by name (`ALIASES`); ``power_bald`` is ``bald`` drawn by power
-sampling (Kirsch et al. 2023's PowerBALD; ``config.strategy.sampling``).
+``bald`` and ``dbal`` are the two scores by name, with the placement of
+``dropout``; ``bald_last_layer`` and ``dbal_last_layer`` fix it to
+``'last_layer'`` (`ALIASES`); ``power_bald`` is ``bald`` drawn by power
+sampling (Kirsch et al. 2023's PowerBALD; ``config.strategy.sampling``). The
+key ``last_layer`` of earlier versions is refused with the name of its
+replacement.
 
 Segmentation: the score of each pixel from its ``T`` samples, reduced per
 image by the task (`jal.task.Task.per_image`; the mean by default), the
 dropout in the backbone (the last-layer variants do not apply).
 
-Evaluation. With dropout in the backbone, the task model is evaluated by its
-MC predictive distribution, ``(1/T) sum_t p_t`` over T passes (the SCAL paper
-credits BALD's low calibration error to these passes, Sec. 4).
-The deterministic network (dropout off: weight scaling) is not usable here:
-batch norm's running statistics were gathered with dropout on, and without it
-every normalised layer sees a different variance (the "variance shift" of Li
-et al., CVPR 2019; measured in ``experiments/README.md``). The last-layer
-variants have no batch norm after their dropout and are evaluated
-deterministically.
+Evaluation. When the passes run the whole network (``'network'``,
+``'backbone'``), the task model is evaluated by its MC predictive
+distribution, ``(1/T) sum_t p_t`` over T passes (the SCAL paper credits
+BALD's low calibration error to these passes, Sec. 4). With ``'backbone'``
+the deterministic network (dropout off: weight scaling) is not usable:
+batch norm's running statistics were gathered with dropout on, and without
+it every normalised layer sees a different variance (measured in
+``experiments/README.md``). The last-layer placement has no batch norm
+after its dropout and is evaluated deterministically.
 """
 
 from __future__ import annotations
@@ -57,30 +75,73 @@ from jal import rng, sharding
 from jal.acquisition import uncertainty
 from jal.data import augment
 from jal.errors import JalError
-from jal.models import ClassifierHead, Features, MultiHeadNet
+from jal.models import BACKBONES, ClassifierHead, Features, MultiHeadNet
 from jal.strategies import base
 from jal.train import inference
 
 SCORES = {'bald': uncertainty.bald, 'dbal': uncertainty.predictive_entropy}
+# Where the dropout goes (see the module docstring); 'auto' resolves to one of the others.
+PLACEMENTS = ('auto', 'network', 'backbone', 'last_layer')
 ALIASES = {
-    'bald': {'score': 'bald', 'last_layer': False},
-    'dbal': {'score': 'dbal', 'last_layer': False},
-    'bald_last_layer': {'score': 'bald', 'last_layer': True},
-    'dbal_last_layer': {'score': 'dbal', 'last_layer': True},
+    'bald': {'score': 'bald'},
+    'dbal': {'score': 'dbal'},
+    'bald_last_layer': {'score': 'bald', 'dropout': 'last_layer'},
+    'dbal_last_layer': {'score': 'dbal', 'dropout': 'last_layer'},
 }
 ALIASES['power_bald'] = {**ALIASES['bald'], 'sampling': 'power'}
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """The SCAL paper's setting (Krishnan et al. 2021, App. A.3): p = 0.3, T = 50.
+  """The SCAL paper's p = 0.3 and T = 50 (Krishnan et al. 2021, App. A.3), placed by ``'auto'``.
 
-  Keys: ``score`` (``'bald'``, ``'dbal'``), ``last_layer``,
-  ``dropout_rate`` (p), ``num_mc_samples`` (T), ``mc_batch_size``
-  (candidates per compiled call; each is run T times, so memory grows as
-  T x this).
+  Keys: ``score`` (``'bald'``, ``'dbal'``), ``dropout`` (the placement, one
+  of `PLACEMENTS`), ``dropout_rate`` (p, for ``'backbone'`` and
+  ``'last_layer'``), ``num_mc_samples`` (T), ``mc_batch_size`` (candidates
+  per compiled call; each is run T times, so memory grows as T x this).
+  ``last_layer`` is the replaced key of earlier versions, kept so that
+  setting it is refused with the new name: leave it None.
   """
-  return ml_collections.ConfigDict(dict(score='bald', last_layer=False, dropout_rate=0.3,
-                                        num_mc_samples=50, mc_batch_size=64))
+  return ml_collections.ConfigDict(dict(
+      score='bald', dropout='auto', dropout_rate=0.3, num_mc_samples=50, mc_batch_size=64,
+      last_layer=ml_collections.FieldReference(None, field_type=bool)))
+
+
+def resolve_placement(settings: ml_collections.ConfigDict, backbone: str,
+                      segmentation: bool) -> str:
+  """The placement ``settings.dropout`` resolves to on ``backbone``: ``'network'``,
+  ``'backbone'`` or ``'last_layer'`` (``'auto'``: see the module docstring).
+
+  Args:
+    settings: the strategy's section (``dropout``, and ``last_layer`` unset).
+    backbone: ``config.model.name``.
+    segmentation: whether the task is segmentation (no ``'last_layer'``).
+
+  Raises:
+    JalError: ``dropout`` is not one of `PLACEMENTS`, ``'network'`` on a
+      backbone without dropout of its own, ``last_layer`` set, or
+      ``'last_layer'`` on segmentation.
+  """
+  if settings.get('last_layer') is not None:
+    raise JalError('config.strategy.mc_dropout.last_layer was replaced by config.strategy.'
+                   'mc_dropout.dropout: use --config.strategy.mc_dropout.dropout=last_layer '
+                   'for last_layer=True, =backbone for last_layer=False (the old default)')
+  choice = settings.dropout
+  if choice not in PLACEMENTS:
+    raise JalError(f'config.strategy.mc_dropout.dropout={choice!r} is not a placement; use '
+                   f'one of {", ".join(PLACEMENTS)}')
+  own = backbone in BACKBONES and BACKBONES[backbone].own_dropout
+  if choice == 'auto':
+    choice = 'network' if own else 'backbone' if segmentation else 'last_layer'
+  if choice == 'network' and not own:
+    with_own = sorted(name for name, cls in BACKBONES.items() if cls.own_dropout)
+    raise JalError(f"config.strategy.mc_dropout.dropout='network': backbone {backbone!r} has no "
+                   f'dropout of its own (those with: {", ".join(with_own)}); use last_layer '
+                   'or backbone')
+  if choice == 'last_layer' and segmentation:
+    raise JalError('the last-layer placement samples dropout on the pooled features, which a '
+                   "per-pixel head does not read; use config.strategy.mc_dropout.dropout="
+                   "backbone (or auto) on segmentation")
+  return choice
 
 
 def mc_logits(model, variables, x: jax.Array, keys: jax.Array) -> jax.Array:
@@ -158,10 +219,29 @@ class Strategy(base.Strategy):
     compile_chunks = lambda sample_fn, score_fn, reduce_fn: jax.jit(functools.partial(
         _score_chunk, model, spec.mean, spec.std, cfg.num_mc_samples, sample_fn, score_fn,
         reduce_fn))
-    sample_fn = mc_logits_last_layer if cfg.last_layer else mc_logits
+    sample_fn = mc_logits_last_layer if self.last_layer else mc_logits
     self._scores = compile_chunks(sample_fn, SCORES[cfg.score], self.task.per_image)
     self._predictive = compile_chunks(mc_logits, uncertainty.log_mean_probabilities,
                                       lambda x: x)
+
+  @property
+  def placement(self) -> str:
+    """Where the dropout is: ``'network'``, ``'backbone'`` or ``'last_layer'``
+    (`resolve_placement`).
+
+    Raises:
+      JalError: a bad ``dropout`` setting for this backbone and task.
+    """
+    try:
+      return resolve_placement(self.settings, self.config.model.name,
+                               self.task.kind == 'segmentation')
+    except JalError as e:
+      raise JalError(f'{self.config.strategy.name}: {e}') from None
+
+  @property
+  def last_layer(self) -> bool:
+    """Whether only the classifier is sampled (the backbone runs once per chunk)."""
+    return self.placement == 'last_layer'
 
   def task_spec(self) -> base.TaskSpec:
     cfg = self.settings
@@ -170,16 +250,15 @@ class Strategy(base.Strategy):
                      f'{cfg.dropout_rate} must be in (0, 1), num_mc_samples='
                      f'{cfg.num_mc_samples} at least 2 and mc_batch_size={cfg.mc_batch_size} '
                      'at least 1')
-    if cfg.last_layer and self.task.kind == 'segmentation':
-      raise JalError(f'{self.config.strategy.name}: the last-layer variant samples dropout on '
-                     'the pooled features, which a per-pixel head does not read; use bald or '
-                     'dbal on segmentation')
-    if cfg.last_layer:
+    where = self.placement
+    if where == 'last_layer':
       model = MultiHeadNet(self.backbone(), {'classifier': ClassifierHead(
           self.task.num_classes, dropout_rate=cfg.dropout_rate)})
-    else:
+    elif where == 'backbone':
       model = MultiHeadNet(self.backbone(dropout_rate=cfg.dropout_rate),
                            {'classifier': self.task.head()})
+    else:  # 'network': the backbone's own dropout layers
+      model = self.task_model()
     return base.TaskSpec(model, self.task.loss)
 
   def _map_chunks(self, compiled, task, images, indices, key):
@@ -198,8 +277,9 @@ class Strategy(base.Strategy):
 
   def predictive_log_probabilities(self, task: base.TaskModel, images: jax.Array,
                                    indices: np.ndarray) -> np.ndarray:
-    """The MC predictive ``log (1/T) sum_t p_t`` (full dropout), else the eval-mode softmax."""
-    if self.settings.last_layer:
+    """The MC predictive ``log (1/T) sum_t p_t`` (passes through the whole network), else
+    (last layer) the eval-mode softmax."""
+    if self.last_layer:
       return super().predictive_log_probabilities(task, images, indices)
     return self._map_chunks(self._predictive, task, images, indices,
                             rng.key(self.config.seed, 'mc_evaluation'))

@@ -17,7 +17,7 @@ def test_every_baseline_is_registered():
 def test_aliases_name_variants_of_one_module_and_every_module_has_its_section():
   import ml_collections
   from jal.errors import JalError
-  assert strategies.resolve('bald') == ('mc_dropout', {'score': 'bald', 'last_layer': False})
+  assert strategies.resolve('bald') == ('mc_dropout', {'score': 'bald'})
   assert strategies.resolve('tavaal') == ('vaal', {'task_aware': True})
   assert strategies.resolve('learning_loss_v2') == ('learning_loss', {'ranking': 'pairwise'})
   assert strategies.resolve('pal') == ('pal', {})
@@ -28,7 +28,7 @@ def test_aliases_name_variants_of_one_module_and_every_module_has_its_section():
     strategies.resolve('nope')
   config = ml_collections.ConfigDict({'strategy': strategies.default_config('dbal_last_layer')})
   settings = strategies.settings(config)
-  assert (settings.score, settings.last_layer, settings.num_mc_samples) == ('dbal', True, 50)
+  assert (settings.score, settings.dropout, settings.num_mc_samples) == ('dbal', 'last_layer', 50)
   assert strategies.get('dbal_last_layer') is strategies.get('mc_dropout')
 
 

@@ -50,7 +50,7 @@ from jal.task import make_task
 DEFAULT_STRATEGIES = ('entropy', 'least_confidence', 'margin', 'learning_loss',
                       'learning_loss_v2', 'coreset', 'bald', 'dbal', 'bald_last_layer',
                       'dbal_last_layer', 'ensemble_entropy', 'ensemble_varratio',
-                      'featuresim', 'scal', 'dfm', 'batchbald')
+                      'featuresim', 'scal', 'dfm', 'badge', 'batchbald')
 # The paper's Table 1 (Entropy units), for the strategies it times.
 PAPER = {'entropy': 1.0, 'learning_loss': 1.803, 'coreset': 15.181, 'bald': 35.693,
          'dfm': 1.38, 'featuresim': 1.32, 'scal': 1.37}

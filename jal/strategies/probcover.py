@@ -31,6 +31,8 @@ initial pool): ``features``, ``delta`` (None: purity), ``alpha``,
 
 from __future__ import annotations
 
+import time
+
 import jax
 import ml_collections
 import numpy as np
@@ -142,8 +144,11 @@ class Strategy(base.Strategy):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     check_settings(self.settings, 'config.strategy.probcover')
+    start = time.perf_counter()
     features = initial_pools.self_supervised_features(self.config, self.data, self.mesh,
                                                       self.settings.features)
+    # Reported with every query (results.jsonl's query_metrics), as the run's one-off cost.
+    self.ssl_seconds = time.perf_counter() - start
     self.features = prepare(features, bool(self.settings.normalize))
     self.delta = purity_delta(self.features, self.data.num_classes, self.settings,
                               rng.numpy_rng(self.config.seed, 'probcover_pseudo_labels'))
@@ -160,4 +165,5 @@ class Strategy(base.Strategy):
                              ctx.numpy_rng('probcover_order'))
     ctx.metrics['probcover_delta'] = float(self.delta)
     ctx.metrics['probcover_coverage'] = coverage
+    ctx.metrics['ssl_seconds'] = float(self.ssl_seconds)
     return np.asarray(ctx.candidates, np.int64)[chosen]

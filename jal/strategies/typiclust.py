@@ -30,6 +30,8 @@ inertia kept), ``normalize`` (L2-normalise the features; True).
 
 from __future__ import annotations
 
+import time
+
 import jax
 import ml_collections
 import numpy as np
@@ -137,8 +139,11 @@ class Strategy(base.Strategy):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     check_settings(self.settings, 'config.strategy.typiclust')
+    start = time.perf_counter()
     features = initial_pools.self_supervised_features(self.config, self.data, self.mesh,
                                                       self.settings.features)
+    # Reported with every query (results.jsonl's query_metrics), as the run's one-off cost.
+    self.ssl_seconds = time.perf_counter() - start
     self.features = prepare(features, bool(self.settings.normalize))
 
   def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
@@ -152,4 +157,5 @@ class Strategy(base.Strategy):
     chosen = picks(rows, labeled.size, budget, self.settings, ctx.numpy_rng('typiclust_kmeans'))
     ctx.metrics['typiclust_clusters'] = float(
         typiclust.num_clusters(labeled.size, chosen.size, self.settings.max_clusters))
+    ctx.metrics['ssl_seconds'] = float(self.ssl_seconds)
     return np.asarray(ctx.candidates, np.int64)[chosen]

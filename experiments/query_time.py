@@ -50,7 +50,7 @@ from jal.task import make_task
 DEFAULT_STRATEGIES = ('entropy', 'least_confidence', 'margin', 'learning_loss',
                       'learning_loss_v2', 'coreset', 'bald', 'dbal', 'bald_last_layer',
                       'dbal_last_layer', 'ensemble_entropy', 'ensemble_varratio',
-                      'featuresim', 'scal', 'dfm')
+                      'featuresim', 'scal', 'dfm', 'typiclust', 'probcover')
 # The paper's Table 1 (Entropy units), for the strategies it times.
 PAPER = {'entropy': 1.0, 'learning_loss': 1.803, 'coreset': 15.181, 'bald': 35.693,
          'dfm': 1.38, 'featuresim': 1.32, 'scal': 1.37}
@@ -98,6 +98,9 @@ def _config(s, name: str) -> ml_collections.ConfigDict:
   config.strategy.name = name
   config.strategy.mc_dropout.num_mc_samples = s['num_mc_samples']
   config.strategy.mc_dropout.mc_batch_size = s['mc_batch_size']
+  # TypiClust and ProbCover train their self-supervised network when built (not
+  # timed): one epoch, as their query's cost does not depend on its quality.
+  config.initial_pool.simclr_train.epochs = 1
   return config
 
 

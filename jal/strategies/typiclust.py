@@ -25,7 +25,15 @@ initial pool trains the same network once more (the same key).
 Settings (``config.strategy.typiclust``, also read by the ``'typiclust'``
 initial pool): ``features``, ``max_clusters`` (500), ``min_cluster_size``
 (5), ``num_neighbors`` (``K`` = 20), ``kmeans_n_init`` (restarts, the best
-inertia kept), ``normalize`` (L2-normalise the features; True).
+inertia kept: 3, ``MiniBatchKMeans``'s default; the code left ``KMeans`` at
+scikit-learn's default of the time, 10), ``normalize`` (L2-normalise the
+features; True).
+
+Cost, besides the network: k-means of ``m + n`` points (``m`` labeled, ``n``
+candidates) into ``min(m + B, 500)`` clusters on the host, and the
+typicality on the device, O((m + n)^2 d) compute in ``[256, m + n]`` blocks
+(`jal.acquisition.typiclust.typicality`: every pair is compared, then
+masked to its cluster).
 """
 
 from __future__ import annotations

@@ -31,9 +31,9 @@ features; True).
 
 Cost, besides the network: k-means of ``m + n`` points (``m`` labeled, ``n``
 candidates) into ``min(m + B, 500)`` clusters on the host, and the
-typicality on the device, O((m + n)^2 d) compute in ``[256, m + n]`` blocks
-(`jal.acquisition.typiclust.typicality`: every pair is compared, then
-masked to its cluster).
+candidates' typicality on the device, O(n^2 d) compute in ``[256, n]``
+blocks (`jal.acquisition.typiclust.typicality`: every pair is compared,
+then masked to its cluster).
 """
 
 from __future__ import annotations

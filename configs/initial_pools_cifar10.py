@@ -9,7 +9,7 @@ split initially, +10% per round (Sec. 4, "AL Details"), for 5 rounds (to
 given). The initial pool is ``pretext_loss`` (the highest rotation-prediction
 losses of a ResNet-18 trained on the whole unlabeled pool), the query
 ``entropy`` (max-entropy, one of the paper's uncertainty methods). Other
-initial pools: ``--config.initial_pool.name=random|vae_loss|kmeans|binned``
+initial pools: ``--config.initial_pool.name=random|vae_loss|kmeans|binned|typiclust|probcover``
 (`jal.initial_pools`). The paper's study, over 5 trials:
 
   JAL_DATA_DIR=../shared/data python -m jal.compare \

@@ -50,7 +50,8 @@ from jal.task import make_task
 DEFAULT_STRATEGIES = ('entropy', 'least_confidence', 'margin', 'learning_loss',
                       'learning_loss_v2', 'coreset', 'bald', 'dbal', 'bald_last_layer',
                       'dbal_last_layer', 'ensemble_entropy', 'ensemble_varratio',
-                      'featuresim', 'scal', 'dfm', 'badge', 'batchbald')
+                      'featuresim', 'scal', 'dfm', 'badge', 'batchbald', 'typiclust',
+                      'probcover')
 # The paper's Table 1 (Entropy units), for the strategies it times.
 PAPER = {'entropy': 1.0, 'learning_loss': 1.803, 'coreset': 15.181, 'bald': 35.693,
          'dfm': 1.38, 'featuresim': 1.32, 'scal': 1.37}
@@ -99,6 +100,9 @@ def _config(s, name: str) -> ml_collections.ConfigDict:
   for section in ('mc_dropout', 'batchbald'):  # BatchBALD: BALD's passes, then its greedy
     config.strategy[section].num_mc_samples = s['num_mc_samples']
     config.strategy[section].mc_batch_size = s['mc_batch_size']
+  # TypiClust and ProbCover train their self-supervised network when built (not
+  # timed): one epoch, as their query's cost does not depend on its quality.
+  config.initial_pool.simclr_train.epochs = 1
   return config
 
 

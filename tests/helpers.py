@@ -202,6 +202,9 @@ def initial_pool_config(name='random', seed=0, **settings):
       vae=dict(z_dim=4, width=2, dtype='float32'),
       vae_train=train.train_config(optimizer='adam', weight_decay=0.0, momentum=0.0,
                                    crop_pad=0, **settings_train),
+      simclr=dict(projection_dim=8, temperature=0.5),
+      simclr_train=train.train_config(optimizer='adam', weight_decay=0.0, momentum=0.0,
+                                      crop_pad=0, **settings_train),
       **settings)
   return config
 
@@ -219,7 +222,8 @@ def select_pool(config, dataset, mesh, size):
 
 # Real scorer results by (scorer, key, settings), and the arguments of each call.
 TRAINED: dict = {}
-REAL_SCORERS = {'rotation': initial_pools.rotation_losses, 'vae': initial_pools.vae_losses}
+REAL_SCORERS = {'rotation': initial_pools.rotation_losses, 'vae': initial_pools.vae_losses,
+                'simclr': initial_pools.simclr_features}
 
 
 def _memo_key(kind, key, kwargs):

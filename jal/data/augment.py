@@ -142,3 +142,93 @@ def augment_with_masks(key: jax.Array, images: jax.Array, masks: jax.Array, *, c
     images = jnp.where(flips[:, None, None, None], images[:, :, ::-1, :], images)
     masks = jnp.where(flips[:, None, None], masks[:, :, ::-1], masks)
   return images, masks
+
+
+def _resized_crop(image: jax.Array, box: jax.Array) -> jax.Array:
+  """``image`` float ``[H, W, C]`` cropped to ``box = (y0, x0, h, w)`` (pixels, float) and
+  resampled bilinearly back to ``[H, W, C]`` (pixel centres, edges clamped)."""
+  height, width = image.shape[:2]
+  y0, x0, h, w = box[0], box[1], box[2], box[3]
+  ys = jnp.clip(y0 + (jnp.arange(height) + 0.5) * h / height - 0.5, 0.0, height - 1.0)
+  xs = jnp.clip(x0 + (jnp.arange(width) + 0.5) * w / width - 0.5, 0.0, width - 1.0)
+  y_lo, x_lo = jnp.floor(ys).astype(jnp.int32), jnp.floor(xs).astype(jnp.int32)
+  y_hi, x_hi = jnp.minimum(y_lo + 1, height - 1), jnp.minimum(x_lo + 1, width - 1)
+  wy, wx = (ys - y_lo)[:, None, None], (xs - x_lo)[None, :, None]
+  rows = image[y_lo] * (1 - wy) + image[y_hi] * wy  # [H, W, C]
+  return rows[:, x_lo] * (1 - wx) + rows[:, x_hi] * wx
+
+
+def _grey(images: jax.Array) -> jax.Array:
+  """Luma ``[..., 1]`` of RGB ``[..., 3]`` (ITU-R 601, as torchvision's ``rgb_to_grayscale``)."""
+  return jnp.sum(images * jnp.array([0.299, 0.587, 0.114], images.dtype), axis=-1, keepdims=True)
+
+
+def _rotate_hue(images: jax.Array, angle: jax.Array) -> jax.Array:
+  """RGB ``[B, H, W, 3]`` with the hue rotated by ``angle`` ``[B]`` radians, as a rotation of
+  the chroma plane of YIQ (a linear stand-in for torchvision's HSV hue shift)."""
+  to_yiq = jnp.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                      [0.211, -0.523, 0.312]], jnp.float32)
+  yiq = jnp.einsum('bhwc,dc->bhwd', images, to_yiq)
+  cos, sin = jnp.cos(angle)[:, None, None], jnp.sin(angle)[:, None, None]
+  i, q = yiq[..., 1], yiq[..., 2]
+  yiq = jnp.stack([yiq[..., 0], cos * i - sin * q, sin * i + cos * q], axis=-1)
+  return jnp.einsum('bhwd,cd->bhwc', yiq, jnp.linalg.inv(to_yiq))
+
+
+def simclr_augment(key: jax.Array, images: jax.Array, *, flip: bool,
+                   crop_scale: tuple[float, float] = (0.2, 1.0), jitter_prob: float = 0.8,
+                   brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
+                   hue: float = 0.1, grey_prob: float = 0.2) -> jax.Array:
+  """One SimCLR view of each image (Chen, Kornblith, Norouzi & Hinton 2020, App. A).
+
+  In order: a random resized crop (area fraction uniform in ``crop_scale``,
+  aspect ratio log-uniform in [3/4, 4/3], resampled bilinearly to the input
+  size), a horizontal flip with probability 1/2 (``flip``), with probability
+  ``jitter_prob`` a colour jitter (brightness, contrast, saturation factors
+  uniform in ``[1 - s, 1 + s]``, a hue rotation uniform in ``[-hue, hue]``
+  turns, in that fixed order), and greyscale with probability ``grey_prob``.
+  The defaults are SCAN's CIFAR-10 SimCLR settings (Van Gansbeke et al. 2020),
+  whose features TypiClust and ProbCover use; Gaussian blur is left out, as
+  Chen et al. do for CIFAR-10. Saturation, hue and greyscale change nothing
+  in single-channel images.
+
+  Args:
+    key: PRNG key.
+    images: uint8 ``[B, H, W, C]``.
+    flip: whether to flip left-right at random.
+    crop_scale, jitter_prob, brightness, contrast, saturation, hue, grey_prob:
+      as above.
+
+  Returns:
+    float32 ``[B, H, W, C]`` in ``[0, 1]`` (not yet `normalize`d: pass it
+    through ``(x - mean) / std``).
+  """
+  b, height, width, channels = images.shape
+  keys = jax.random.split(key, 9)
+  x = images.astype(jnp.float32) / 255.0
+  area = jax.random.uniform(keys[0], (b,), minval=crop_scale[0], maxval=crop_scale[1])
+  log_ratio = jax.random.uniform(keys[1], (b,), minval=jnp.log(3 / 4), maxval=jnp.log(4 / 3))
+  ratio = jnp.exp(log_ratio)
+  w = jnp.clip(jnp.sqrt(area * ratio) * width, 1.0, width)
+  h = jnp.clip(jnp.sqrt(area / ratio) * height, 1.0, height)
+  corner = jax.random.uniform(keys[2], (b, 2)) * jnp.stack([height - h, width - w], axis=1)
+  x = jax.vmap(_resized_crop)(x, jnp.stack([corner[:, 0], corner[:, 1], h, w], axis=1))
+  if flip:
+    x = random_flip(keys[3], x)
+
+  def factor(k, strength):
+    return jax.random.uniform(k, (b, 1, 1, 1), minval=1 - strength, maxval=1 + strength)
+
+  jittered = jnp.clip(x * factor(keys[4], brightness), 0.0, 1.0)
+  mean = jnp.mean(_grey(jittered) if channels == 3 else jittered, axis=(1, 2, 3), keepdims=True)
+  jittered = jnp.clip(mean + (jittered - mean) * factor(keys[5], contrast), 0.0, 1.0)
+  if channels == 3:
+    grey = _grey(jittered)
+    jittered = jnp.clip(grey + (jittered - grey) * factor(keys[6], saturation), 0.0, 1.0)
+    angle = jax.random.uniform(keys[7], (b,), minval=-hue, maxval=hue) * 2 * jnp.pi
+    jittered = jnp.clip(_rotate_hue(jittered, angle), 0.0, 1.0)
+  draws = jax.random.uniform(keys[8], (2, b, 1, 1, 1))
+  x = jnp.where(draws[0] < jitter_prob, jittered, x)
+  if channels == 3:
+    x = jnp.where(draws[1] < grey_prob, jnp.broadcast_to(_grey(x), x.shape), x)
+  return x

@@ -16,6 +16,15 @@ with; the paper (Sec. 3.2) instead
   into ``n`` equal bins and takes ``B / n`` of the hardest of each of the top
   ``n - 1`` bins and ``B / n`` of the easiest of the last: ``'binned'``.
 
+Two low-budget query strategies also choose initial pools, on the eligible
+examples' self-supervised features (SimCLR by default, Chen et al. 2020):
+``'typiclust'`` (Hacohen, Dekel & Weinshall 2022: the most typical example of
+each of the ``B`` largest k-means clusters) and ``'probcover'`` (Yehuda et
+al. 2022: greedy max coverage of δ-balls, δ by the purity rule), with the
+settings of ``config.strategy.typiclust`` / ``config.strategy.probcover``
+(`jal.strategies.typiclust`, `jal.strategies.probcover`; their ``features``
+key chooses the network).
+
 ``'random'`` is the usual uniform pool (`random_pool`, the ``(seed,
 'initial_pool')`` stream), drawn as jal always has, so existing runs keep
 their pools.
@@ -44,6 +53,15 @@ Where the paper is silent, jal chooses (and the tests pin down):
 - Training defaults follow the paper's Sec. 4 (Adam, lr 5e-4, weight decay
   5e-4, horizontal flips only); the paper gives no epochs for the
   self-supervised models: 15.
+- The SimCLR network (``features='simclr'``) is the rotation network's
+  backbone (``ssl_model``) with a projection head (``simclr.projection_dim``
+  = 128), trained like the others (Adam 5e-4, weight decay 5e-4, 15 epochs)
+  but with batches of 128 images (256 views: NT-Xent wants many negatives)
+  and SimCLR's augmentation instead of flips; ``simclr.temperature`` 0.5
+  (Chen et al.'s CIFAR-10 setting, App. B.9). Its features are the pooled
+  backbone output, before the head.
+- TypiClust and ProbCover pools cluster and cover the eligible examples
+  only, with nothing labeled yet (every cluster is uncovered).
 
 Randomness: every stream derives from ``config.seed`` (`jal.rng`), so a pool
 is the same in every run, strategy and resumption of a trial.
@@ -59,17 +77,17 @@ from jal import rng, selection
 from jal.data import PoolData
 from jal.errors import JalError, check_choice
 from jal.initial_pools.self_supervised import (TRACE_COUNTS, VAE_MIN_SIDE, rotation_losses,
-                                               vae_losses)
+                                               simclr_features, vae_losses)
 from jal.train.config import train_config
 
 __all__ = ['ALLOCATIONS', 'FEATURES', 'NAMES', 'SCORES', 'TRACE_COUNTS', 'VAE_MIN_SIDE',
            'check_settings', 'default_config', 'random_pool', 'rotation_losses',
-           'select_initial_pool', 'vae_losses']
+           'select_initial_pool', 'self_supervised_features', 'simclr_features', 'vae_losses']
 
-NAMES = ('random', 'pretext_loss', 'vae_loss', 'kmeans', 'binned')
+NAMES = ('random', 'pretext_loss', 'vae_loss', 'kmeans', 'binned', 'typiclust', 'probcover')
 ALLOCATIONS = ('equal', 'proportional')
 SCORES = ('pretext_loss', 'vae_loss')
-FEATURES = ('rotation', 'vae')
+FEATURES = ('rotation', 'vae', 'simclr')
 
 
 def default_config(**overrides) -> ml_collections.ConfigDict:
@@ -79,7 +97,9 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
     name: the strategy, one of ``'random'`` (uniform; the default),
       ``'pretext_loss'`` (highest rotation loss), ``'vae_loss'`` (highest VAE
       reconstruction loss), ``'kmeans'`` (per-cluster sampling) and
-      ``'binned'`` (Sec. 4.1's bins of a loss).
+      ``'binned'`` (Sec. 4.1's bins of a loss), ``'typiclust'`` and
+      ``'probcover'`` (settings: ``config.strategy.typiclust`` /
+      ``config.strategy.probcover``).
     size: the pool's size, a count or a fraction of the train split (below 1).
     exclude_classes: classes never in the initial pool (PAL's biased pool,
       Sec. 4.3); they stay in the unlabeled pool.
@@ -89,7 +109,8 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
     score: ``'binned'``: the loss that is sorted, ``'pretext_loss'`` or
       ``'vae_loss'``.
     features: ``'kmeans'``: what is clustered, ``'rotation'`` (the rotation
-      network's penultimate features) or ``'vae'`` (the VAE's latent means).
+      network's penultimate features), ``'vae'`` (the VAE's latent means) or
+      ``'simclr'`` (the SimCLR network's pooled backbone features).
     kmeans_n_init: k-means restarts (the best inertia is kept).
     ssl_model: the rotation network's backbone: ``name`` (``'small_cnn'``,
       ``'resnet18'``, ``'vgg16'``; the paper: ResNet-18), ``width`` (None:
@@ -101,6 +122,10 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
     vae_train: how the VAE is trained.
     beta: the weight of the VAE's KL term (per example, as in
       `jal.objectives.adversarial.vae_loss_terms`).
+    simclr: the SimCLR network's head and loss: ``projection_dim`` (128) and
+      ``temperature`` (0.5); its backbone is ``ssl_model``.
+    simclr_train: how the SimCLR network is trained (``crop_pad`` unused:
+      its views are `jal.data.augment.simclr_augment`'s).
 
   Args:
     **overrides: keys to set, e.g. ``name='kmeans'``.
@@ -123,7 +148,12 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
       # VAAL's optimiser for its VAE (Adam 5e-4).
       vae_train=train_config(optimizer='adam', learning_rate=5e-4, momentum=0.0,
                              weight_decay=0.0, epochs=15, batch_size=64, crop_pad=0),
-      beta=1.0))
+      beta=1.0,
+      # Chen et al. 2020: the MLP head's 128 outputs, T = 0.5 on CIFAR-10
+      # (App. B.9); trained like the rotation network, batches of 128.
+      simclr=dict(projection_dim=128, temperature=0.5),
+      simclr_train=train_config(optimizer='adam', learning_rate=5e-4, momentum=0.0,
+                                weight_decay=5e-4, epochs=15, batch_size=128, crop_pad=0)))
   cfg.update(overrides)
   return cfg
 
@@ -177,14 +207,54 @@ def random_pool(eligible: np.ndarray, size: int, rng_: np.random.Generator) -> n
 
 
 def _self_supervised(kind: str, config, data, mesh, key) -> tuple[np.ndarray, np.ndarray]:
-  """``(losses [N], features [N, D])`` of the rotation network or of the VAE."""
+  """``(losses [N], features [N, D])`` of the rotation network or of the VAE; ``(None,
+  features)`` of the SimCLR network."""
   cfg = _complete(config.initial_pool)
   batch_size = config.get('eval_batch_size', 500)
+  if kind == 'simclr':
+    return None, simclr_features(data, mesh, model_config=cfg.ssl_model,
+                                 train_config=cfg.simclr_train,
+                                 temperature=cfg.simclr.temperature,
+                                 projection_dim=cfg.simclr.projection_dim,
+                                 key=jax.random.fold_in(key, 2), batch_size=batch_size)
   if kind in ('pretext_loss', 'rotation'):
     return rotation_losses(data, mesh, model_config=cfg.ssl_model, train_config=cfg.ssl_train,
                            key=jax.random.fold_in(key, 0), batch_size=batch_size)
   return vae_losses(data, mesh, vae_config=cfg.vae, train_config=cfg.vae_train, beta=cfg.beta,
                     key=jax.random.fold_in(key, 1), batch_size=batch_size)
+
+
+def self_supervised_features(config: ml_collections.ConfigDict, data: PoolData,
+                             mesh: jax.sharding.Mesh, features: str,
+                             key: jax.Array | None = None) -> np.ndarray:
+  """float32 ``[N, D]``: the ``features`` network's features of the whole train split.
+
+  The network of `select_initial_pool` with ``config.initial_pool``'s
+  settings (``'rotation'``: ``ssl_model``, ``ssl_train``; ``'vae'``: ``vae``,
+  ``vae_train``, ``beta``; ``'simclr'``: ``ssl_model``, ``simclr``,
+  ``simclr_train``) and, by default, the same key (from ``config.seed``):
+  the same network as the initial pool's, trained anew. TypiClust and
+  ProbCover query on these.
+
+  Raises:
+    JalError: an unknown ``features`` or a failed training.
+  """
+  check_choice(features, FEATURES, 'features')
+  key = rng.key(config.seed, 'initial_pool_ssl') if key is None else key
+  return np.asarray(_self_supervised(features, config, data, mesh, key)[1], np.float32)
+
+
+def _strategy_settings(config: ml_collections.ConfigDict, name: str):
+  """``config.strategy.<name>`` over the strategy module's defaults, checked."""
+  import importlib
+  module = importlib.import_module(f'jal.strategies.{name}')
+  settings = module.default_config()
+  strategy = config.get('strategy')
+  section = strategy.get(name) if strategy is not None else None
+  if section is not None:
+    settings.update(section.to_dict() if hasattr(section, 'to_dict') else dict(section))
+  module.check_settings(settings, f'config.strategy.{name}')
+  return module, settings
 
 
 def _kmeans(features: np.ndarray, num_clusters: int, n_init: int, seed: int) -> np.ndarray:
@@ -210,6 +280,11 @@ def select_initial_pool(config: ml_collections.ConfigDict, data: PoolData,
     `jal.selection.sample_clusters` with ``allocation``.
   - ``'binned'``: `jal.selection.binned` over the ``score`` loss with
     ``num_bins`` bins.
+  - ``'typiclust'`` / ``'probcover'``: the query of
+    `jal.strategies.typiclust` / `jal.strategies.probcover` with nothing
+    labeled, over the eligible examples' features (``features`` of
+    ``config.strategy.typiclust`` / ``.probcover``); ProbCover's δ from the
+    eligible examples.
 
   Only ``eligible`` examples are picked; the self-supervised models learn
   from the whole train split.
@@ -244,6 +319,8 @@ def select_initial_pool(config: ml_collections.ConfigDict, data: PoolData,
                    f'{eligible.size} examples outside the excluded classes '
                    f'{list(cfg.exclude_classes)}; lower config.initial_pool.size')
   size = int(size)
+  if cfg.name in ('typiclust', 'probcover'):
+    module, settings = _strategy_settings(config, cfg.name)
   if cfg.name == 'random':
     return random_pool(eligible, size, rng.numpy_rng(config.seed, 'initial_pool'))
   key = rng.key(config.seed, 'initial_pool_ssl') if key is None else key
@@ -253,6 +330,17 @@ def select_initial_pool(config: ml_collections.ConfigDict, data: PoolData,
   elif cfg.name == 'binned':
     losses, _ = _self_supervised(cfg.score, config, data, mesh, key)
     chosen = selection.binned(losses[eligible], size, int(cfg.num_bins))
+  elif cfg.name in ('typiclust', 'probcover'):
+    _, features = _self_supervised(settings.features, config, data, mesh, key)
+    features = module.prepare(features[eligible], bool(settings.normalize))
+    if cfg.name == 'typiclust':
+      chosen = module.picks(features, 0, size, settings,
+                            rng.numpy_rng(config.seed, 'initial_pool_typiclust'))
+    else:
+      delta = module.purity_delta(features, data.num_classes, settings,
+                                  rng.numpy_rng(config.seed, 'initial_pool_pseudo_labels'))
+      chosen, _ = module.picks(features, 0, size, delta,
+                               rng.numpy_rng(config.seed, 'initial_pool_probcover'))
   else:  # 'kmeans'
     _, features = _self_supervised(cfg.features, config, data, mesh, key)
     ids = _kmeans(features[eligible], data.num_classes, int(cfg.kmeans_n_init), config.seed)

@@ -3,9 +3,11 @@
 Each trains a network on the whole train split without labels and returns a
 per-example loss (their Eq. 1: the higher, the harder) and
 per-example features (for k-means): a rotation predictor (Gidaris et al.
-2018, PAL's pretext task) and a VAE (Kingma & Welling 2014). The scores come
-from one compiled pass per network (`TRACE_COUNTS` counts the traces).
-`jal.initial_pools` turns them into a pool.
+2018, PAL's pretext task) and a VAE (Kingma & Welling 2014). A SimCLR network
+(Chen et al. 2020) gives features only, for k-means and for TypiClust and
+ProbCover (`jal.strategies.typiclust`, `jal.strategies.probcover`). The
+scores come from one compiled pass per network (`TRACE_COUNTS` counts the
+traces). `jal.initial_pools` turns them into a pool.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import optax
 from jal import sharding
 from jal.data import PoolData, augment
 from jal.errors import JalError
-from jal.models import VAE, MultiHeadNet, RotationHead, get_backbone
-from jal.objectives import adversarial, pretext
+from jal.models import VAE, MultiHeadNet, ProjectionHead, RotationHead, get_backbone
+from jal.objectives import adversarial, contrastive, pretext
 from jal.train import Trainer, fit, inference
 
 # The smallest side `jal.models.VAE` takes (four stride-2 convolutions).
@@ -30,7 +32,7 @@ VAE_MIN_SIDE = 16
 
 # How often the batch scoring functions were traced (each is compiled once
 # per distinct network, whatever the number of calls).
-TRACE_COUNTS = {'rotation': 0, 'vae': 0}
+TRACE_COUNTS = {'rotation': 0, 'vae': 0, 'simclr': 0}
 
 
 def _device_data(data: PoolData, mesh: jax.sharding.Mesh) -> tuple[jax.Array, jax.Array]:
@@ -96,10 +98,11 @@ def rotation_losses(data: PoolData, mesh: jax.sharding.Mesh, *,
 
 
 def _fit_and_score(model, loss_fn, score_fn, data: PoolData, mesh: jax.sharding.Mesh, *,
-                   train_config, key: jax.Array, batch_size: int, description: str):
+                   train_config, key: jax.Array, batch_size: int, description: str,
+                   trainer_class=Trainer, views: int = 1):
   """Trains ``model`` with ``loss_fn`` on the whole train split, then maps
   ``score_fn(model, mean, std, variables, images, idx)`` over it in batches."""
-  trainer = Trainer(model, loss_fn, train_config, data.spec, mesh)
+  trainer = trainer_class(model, loss_fn, train_config, data.spec, mesh, views=views)
   sharding.check_batch_size(batch_size, mesh, 'config.eval_batch_size')
   images, labels = _device_data(data, mesh)
   state = trainer.init(jax.random.fold_in(key, 0))
@@ -165,3 +168,74 @@ def vae_losses(data: PoolData, mesh: jax.sharding.Mesh, *,
   loss = functools.partial(adversarial.vae_objective, beta=float(beta))
   return _fit_and_score(model, loss, _vae_scores, data, mesh, train_config=train_config, key=key,
                         batch_size=batch_size, description='initial pool: VAE')
+
+
+class _SimCLRTrainer(Trainer):
+  """A `Trainer` whose views are SimCLR's augmentation (`jal.data.augment.simclr_augment`)
+  instead of crop-and-flip."""
+
+  def prepare(self, key: jax.Array, images: jax.Array, idx: jax.Array) -> jax.Array:
+    x = augment.simclr_augment(key, images[idx],
+                               flip=self.spec.flip and self.train_config.get('flip', True))
+    return (x - self.spec.mean) / self.spec.std
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _simclr_scores(model, mean, std, variables, images, idx):
+  """The backbone's pooled features ``[B, D]`` of the unaugmented images (eval mode)."""
+  TRACE_COUNTS['simclr'] += 1
+  outputs = model.apply(variables, augment.normalize(images[idx], mean, std), train=False)
+  return outputs['features'].astype(jnp.float32)
+
+
+def simclr_features(data: PoolData, mesh: jax.sharding.Mesh, *,
+                    model_config: ml_collections.ConfigDict,
+                    train_config: ml_collections.ConfigDict, temperature: float,
+                    projection_dim: int, key: jax.Array, batch_size: int) -> np.ndarray:
+  """SimCLR features of the whole train split (Chen, Kornblith, Norouzi & Hinton, ICML 2020).
+
+  A backbone with a projection head (`jal.models.ProjectionHead`: Dense ->
+  ReLU -> Dense(``projection_dim``), L2-normalised; Chen et al.'s MLP head,
+  Sec. 2.1) learns NT-Xent (`jal.objectives.contrastive.nt_xent_loss`, their
+  Eq. 1, with ``temperature``) on two views of every image of a batch
+  (`jal.data.augment.simclr_augment`: resized crop, flip, colour jitter,
+  greyscale), on every train example, labels unused, with ``train_config``'s
+  optimiser, epochs and batch size (``2 * batch_size`` views per step). The
+  features are the backbone's pooled output, before the projection head, as
+  Chen et al. prescribe (Sec. 2.1, 4.2: the layer before the head represents
+  better).
+
+  Cost: ``epochs * N`` images through the network twice (two views) and
+  back, about twice a rotation network's epoch of the same backbone (which
+  sees four rotations of a batch, at half the batch size by default), then
+  one eval pass over ``N`` images.
+
+  Args:
+    data: the pool's images, labels unused.
+    mesh: the ``('data',)`` mesh.
+    model_config: ``name``, ``width`` (None: default), ``dtype`` of the backbone.
+    train_config: a `jal.train.config.train_config` (``crop_pad`` is not
+      read: the views are `simclr_augment`'s).
+    temperature: NT-Xent's ``T``, above 0.
+    projection_dim: the projection head's output width.
+    key: PRNG key of the initialisation, batch order and augmentation.
+    batch_size: fixed batch size of the feature pass (a multiple of the devices).
+
+  Returns:
+    float32 ``[N, D]``: the pooled backbone features, in eval mode on the
+    unaugmented images (not normalised: TypiClust and ProbCover normalise).
+
+  Raises:
+    JalError: a temperature that is not positive, a bad model or training
+      setting, or the loss became non-finite.
+  """
+  if not temperature > 0:
+    raise JalError(f'config.initial_pool.simclr.temperature={temperature} must be above 0 '
+                   '(Chen et al. use 0.5 on CIFAR-10)')
+  backbone = get_backbone(model_config.name, width=model_config.get('width'),
+                          dtype=model_config.get('dtype', 'float32'))
+  model = MultiHeadNet(backbone, {'projection': ProjectionHead(dim=int(projection_dim))})
+  loss = functools.partial(contrastive.simclr_objective, temperature=float(temperature))
+  return _fit_and_score(model, loss, _simclr_scores, data, mesh, train_config=train_config,
+                        key=key, batch_size=batch_size, description='self-supervised: SimCLR',
+                        trainer_class=_SimCLRTrainer, views=2)

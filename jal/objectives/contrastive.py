@@ -69,3 +69,39 @@ def contrastive_objective(apply_fn, variables, batch: Batch, key, progress, *,
   loss = supervised_contrastive_loss(outputs['projection'], batch.labels, batch.mask,
                                      temperature)
   return loss, (new_state['batch_stats'], {'loss': loss})
+
+
+def nt_xent_loss(z: jax.Array, mask: jax.Array, temperature: float = 0.5) -> jax.Array:
+  """SimCLR's NT-Xent loss (Chen, Kornblith, Norouzi & Hinton 2020, Eq. 1 and Algorithm 1).
+
+  ``z`` holds two views of ``B`` images, view-major (rows ``i`` and ``B + i``
+  are the two views of image ``i``). For each of the ``2B`` anchors,
+  ``l(i, j) = -log(exp(sim(z_i, z_j) / T) / sum_{k != i} exp(sim(z_i, z_k) / T))``
+  with ``j`` its other view and ``sim`` the cosine similarity; the loss is
+  the mean over anchors. It is `supervised_contrastive_loss` with each
+  image's index as its label (one positive per anchor: its other view);
+  padding rows (``mask`` 0) are neither anchors nor negatives.
+
+  Args:
+    z: float ``[2B, D]``.
+    mask: float ``[2B]``, 1 for real rows.
+    temperature: ``T`` (Chen et al. use 0.5 on CIFAR-10, App. B.9).
+
+  Returns:
+    float32 scalar.
+  """
+  n = z.shape[0]
+  return supervised_contrastive_loss(z, jnp.arange(n) % (n // 2), mask, temperature)
+
+
+def simclr_objective(apply_fn, variables, batch: Batch, key, progress, *, temperature: float):
+  """NT-Xent of the projection head's output over two views per image (a `LossFn`).
+
+  ``batch.images`` holds two views of each batch image, view-major
+  (`jal.train.Trainer` with ``views=2``); labels are not read. Metrics: ``loss``.
+  """
+  del progress
+  outputs, new_state = apply_fn(variables, batch.images, train=True, rngs={'dropout': key},
+                                mutable=['batch_stats'])
+  loss = nt_xent_loss(outputs['projection'], batch.mask, temperature)
+  return loss, (new_state['batch_stats'], {'loss': loss})

@@ -210,3 +210,14 @@ def test_segmentation_augmentation_keeps_each_pixel_with_its_label():
   assert 0 < sum(flipped) < len(flipped)
   for f, mask_out, mask_in in zip(flipped, np.asarray(flip_masks), masks):
     np.testing.assert_array_equal(mask_out, mask_in[:, ::-1] if f else mask_in)
+
+
+def test_simclr_augment_gives_views_in_range_and_greyscale_and_depends_on_key():
+  images = jax.random.randint(jax.random.key(0), (3, 8, 8, 3), 0, 256).astype(jnp.uint8)
+  views = jax.jit(augment.simclr_augment, static_argnames=('flip',))
+  view = views(jax.random.key(1), images, flip=True)
+  chex.assert_shape(view, (3, 8, 8, 3))
+  assert view.dtype == jnp.float32 and 0.0 <= float(view.min()) and float(view.max()) <= 1.0
+  assert not np.allclose(view, views(jax.random.key(2), images, flip=True))
+  grey = views(jax.random.key(1), images, flip=True, grey_prob=1.0)
+  np.testing.assert_allclose(grey[..., 0], grey[..., 2], atol=1e-6)

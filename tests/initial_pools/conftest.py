@@ -22,3 +22,4 @@ def setup(tmp_path_factory):
 def trained_once(monkeypatch):
   monkeypatch.setattr(initial_pools, 'rotation_losses', _memoized('rotation'))
   monkeypatch.setattr(initial_pools, 'vae_losses', _memoized('vae'))
+  monkeypatch.setattr(initial_pools, 'simclr_features', _memoized('simclr'))

@@ -60,3 +60,30 @@ def test_supervised_contrastive_loss_with_no_positive_is_zero_with_finite_gradie
   loss = losses.supervised_contrastive_loss(two_views, jnp.tile(labels, 2), jnp.ones(8))
   np.testing.assert_allclose(loss, _supcon_reference(two_views, np.tile(labels, 2), np.ones(8),
                                                      0.07), rtol=1e-5)
+
+
+def _nt_xent_reference(z, mask, temperature):
+  """SimCLR's Eq. 1 by loops: l(i, j) = -log(exp(s_ij / T) / sum_{k != i} exp(s_ik / T)), s the
+  cosine similarity, j = i's other view (rows i and B + i), averaged over the real anchors."""
+  z = np.asarray(z, np.float64)
+  n = len(z)
+  half = n // 2
+  sim = (z @ z.T) / np.outer(np.linalg.norm(z, axis=1), np.linalg.norm(z, axis=1))
+  terms = []
+  for i in range(n):
+    if mask[i] == 0:
+      continue
+    j = (i + half) % n
+    denominator = sum(np.exp(sim[i, k] / temperature) for k in range(n) if k != i and mask[k])
+    terms.append(-np.log(np.exp(sim[i, j] / temperature) / denominator))
+  return np.mean(terms)
+
+
+def test_nt_xent_is_simclr_eq_1():
+  rng = np.random.default_rng(2)
+  z = rng.normal(size=(10, 6)).astype(np.float32)  # 5 images, two views each
+  mask = np.array([1, 1, 1, 1, 0] * 2, np.float32)  # the last image is padding
+  loss = jax.jit(losses.nt_xent_loss)  # one compilation: the temperature is traced
+  for temperature in (0.5, 0.1):
+    got = loss(jnp.asarray(z), jnp.asarray(mask), temperature)
+    np.testing.assert_allclose(got, _nt_xent_reference(z, mask, temperature), rtol=1e-5)

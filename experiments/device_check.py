@@ -49,10 +49,11 @@ its own limit); a row that no longer fits is recorded as skipped, and
   python experiments/device_check.py                 # on the GPU: about 8 minutes
   python experiments/device_check.py --smoke         # the same paths, tiny, on the CPU
 
-``--smoke`` runs every row at tiny sizes (small CNN of width 4, a few
-images) on whatever JAX finds, judges no goal, and runs PyTorch eager
-(``torch.compile`` needs a C++ toolchain and minutes on a CPU); PyTorch
-rows are skipped where torch is not installed. BENCHMARKS.md ("Device
+``--smoke`` runs every row at tiny sizes (float32 small CNNs of width 4, tens
+of images, a PAL round of one sub-query) on whatever JAX finds, judges no
+goal, and runs PyTorch eager (``torch.compile`` needs a C++ toolchain and
+minutes on a CPU); PyTorch rows are skipped where torch is not installed.
+Its cost is compilation: about 20 CPU-seconds here. BENCHMARKS.md ("Device
 check (H200)") gives the exact command for the lent machine.
 """
 
@@ -264,8 +265,6 @@ def row_pal_round(sizes) -> dict:
   steady-state round time, the round at 100 epochs is
   ``t(a) + (100 - a) (t(b) - t(a)) / (b - a)``.
   """
-  import time as time_lib  # pylint: disable=g-import-not-at-top
-  import dataclasses as dc  # pylint: disable=g-import-not-at-top
   import _bench  # pylint: disable=g-import-not-at-top
   import benchmark  # pylint: disable=g-import-not-at-top
   s = _settings(sizes)
@@ -280,16 +279,17 @@ def row_pal_round(sizes) -> dict:
     pal.finetune.epochs = s.round_finetune_epochs
   config.eval_batch_size = s.eval_batch_size
   n = s.round_labeled + s.round_unlabeled
-  bench = benchmark.JalBench(s, dc.replace(_bench.synthetic_dataset(n), flip=False))  # digits
+  bench = benchmark.JalBench(s, dataclasses.replace(_bench.synthetic_dataset(n),
+                                                    flip=False))  # digits: no flips
   strategy, run = benchmark.pal_round_call(config, bench.dataset, bench.images, bench.mesh,
                                            s.round_labeled, s.round_unlabeled, s.round_budget)
 
   def timed(epochs: int) -> float:
     config.train.epochs = epochs  # read by the task model's fit
     strategy.settings.scoring_train.epochs = epochs  # PAL's copy of config.strategy.pal
-    start = time_lib.perf_counter()
+    start = time.perf_counter()
     run()
-    return time_lib.perf_counter() - start
+    return time.perf_counter() - start
 
   a, b = s.round_epochs
   first = timed(a)
@@ -397,7 +397,7 @@ def measure_row(row: Row, sizes: dict) -> dict:
     torch_row = row.name.startswith('torch_')
     record['environment'] = _environment(torch_row)
     if (not sizes['smoke'] and not torch_row
-        and record['environment']['jax_backend'] not in ('gpu', 'tpu')):
+        and record['environment']['jax_backend'] not in ('gpu', 'cuda', 'rocm', 'tpu')):
       raise RuntimeError(f"JAX runs on {record['environment']['jax_backend']}, not an "
                          'accelerator (pass --smoke to check the code paths on a CPU)')
     record.update(row.run(sizes))
@@ -444,8 +444,10 @@ def _run_in_process(row: Row, args, limit_s: float, log: Log) -> dict:
     if row.name.startswith('torch_') and not args.smoke:
       env['JAX_PLATFORMS'] = 'cpu'  # JAX must not take the GPU's memory from PyTorch
     start = time.perf_counter()
+    # Its own process group, to kill what it started too (PyTorch's compile
+    # workers), but not its own session: whatever ends this command ends it.
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, env=env, start_new_session=True)
+                             text=True, env=env, process_group=0)
 
     def copy_output():
       for line in child.stdout:
@@ -526,7 +528,9 @@ def _table_row(record: dict) -> str:
 def _write_json(path: str, report: dict) -> None:
   tmp = path + '.tmp'
   with open(tmp, 'w', encoding='utf-8') as f:
-    json.dump(report, f, indent=1)
+    # NumPy scalars as numbers; anything else unforeseen as text, not a lost report.
+    json.dump(report, f, indent=1,
+              default=lambda o: o.item() if hasattr(o, 'item') else str(o))
   os.replace(tmp, path)
 
 

@@ -116,3 +116,13 @@ def test_unknown_rows_are_refused(device_check, capsys):
   with pytest.raises(SystemExit):
     device_check.main(['--rows=coreset,nosuch'])
   assert "unknown rows ['nosuch']" in capsys.readouterr().err
+
+
+def test_a_row_past_its_limit_is_killed(device_check, tmp_path):
+  log = device_check.Log(str(tmp_path / 'log'))
+  args = device_check._parse(['--smoke'])  # pylint: disable=protected-access
+  # BALD at smoke size imports jax and compiles a dropout network: far more than a second.
+  record = device_check._run_in_process(  # pylint: disable=protected-access
+      device_check.ROWS_BY_NAME['bald'], args, 1.0, log)
+  assert record['status'] == 'timeout'
+  assert record['error'] == 'killed after its limit of 1 s'

@@ -15,7 +15,10 @@ the same network, batch sizes and random uint8 data resident on the device:
 
 Each workload runs once to compile (reported apart, as first-call seconds
 minus the steady median) and then ``--repeats`` times; the median is the
-figure. The ratios jal / PyTorch come last. On a GPU everything runs on the GPU.
+figure. Where the backend counts it, each row also gives the peak device
+memory: PyTorch's since the row began, JAX's the process's so far (JAX cannot
+reset it; `_bench.peak_device_bytes`). The ratios jal / PyTorch come last.
+On a GPU everything runs on the GPU.
 
   pip install -e ".[bench]"
   python experiments/benchmark.py --preset=cpu           # here: 2 CPU cores
@@ -31,6 +34,7 @@ import dataclasses
 import functools
 import json
 import sys
+from typing import Callable
 
 from absl import app, flags
 import jax
@@ -90,10 +94,12 @@ NUM_SUBQUERIES = 5
 
 @dataclasses.dataclass
 class Figure:
-  """One measurement: steady median seconds and first-call (compile) seconds."""
+  """One measurement: steady median seconds, first-call (compile) seconds and
+  the peak device memory (`_bench.peak_device_bytes`; None: not known)."""
   seconds: float
   compile_seconds: float
   items: int  # images processed per call (0 for whole-round timings)
+  peak_bytes: int | None = None
 
   @property
   def per_second(self) -> float:
@@ -101,7 +107,7 @@ class Figure:
 
   @classmethod
   def of(cls, timing: _bench.Timing, items: int) -> 'Figure':
-    return cls(timing.median, timing.compile_seconds, items)
+    return cls(timing.median, timing.compile_seconds, items, timing.peak_bytes)
 
 
 # -------------------------------------------------------------------- jal ---
@@ -183,32 +189,57 @@ class JalBench:
     config.model.name, config.model.width, config.model.dtype = s.network, s.width, s.dtype
     config.train = _train_config(s.batch_size, s.round_epochs)
     config.eval_batch_size = s.eval_batch_size
-    config.budget = s.round_budget
     config.strategy.name = 'pal'
     cfg = config.strategy.pal
     cfg.num_subqueries = NUM_SUBQUERIES
     cfg.scoring_model.update(name=s.network, width=s.width, dtype=s.dtype)
     cfg.scoring_train = _train_config(s.batch_size, s.round_epochs)
     cfg.finetune = _train_config(s.batch_size, FINETUNE_EPOCHS)
-    n = s.round_labeled + s.round_unlabeled
-    dataset = dataclasses.replace(self.dataset, train_images=self.dataset.train_images[:n],
-                                  train_labels=self.dataset.train_labels[:n])
-    task = make_task(dataset.class_names)
-    strategy = strategies.build(config, dataset.pool_data(), task, self.mesh)
-    labeled = np.arange(s.round_labeled)
-    pool = Pool(n, np.zeros(0, np.int64), np.zeros(0, np.int32)).add(
-        labeled, dataset.train_labels[labeled])
-    labels = jax.device_put(task.label_array(pool), sharding.replicated(self.mesh))
-    images = self.images[:n]
-
-    def run():
-      fitted = strategy.fit(strategy.trainer.init(jax.random.key(0)), images, labels, pool,
-                            key=jax.random.key(1), description='PAL round task model')
-      model = base.TaskModel(strategy.trainer, fitted.state.variables, s.eval_batch_size)
-      ctx = base.RoundContext(config, strategy.data, 0, pool, images, labels, pool.unlabeled,
-                              model, self.mesh, fitted=fitted.aux)
-      return strategy.query(ctx, s.round_budget)
+    _, run = pal_round_call(config, self.dataset, self.images, self.mesh, s.round_labeled,
+                            s.round_unlabeled, s.round_budget)
     return Figure.of(_bench.measure(run, s.repeats), 0)
+
+
+def pal_round_call(config: ml_collections.ConfigDict, dataset, images: jax.Array, mesh,
+                   num_labeled: int, num_unlabeled: int,
+                   budget: int) -> tuple[base.Strategy, Callable[[], np.ndarray]]:
+  """The strategy of ``config`` and a function that runs one round of it as
+  `jal.experiment.run` does (fit the task model from scratch, then query
+  ``budget``), without the file writing, on the first ``num_labeled`` images
+  labeled and the next ``num_unlabeled`` as candidates.
+
+  The strategy and its compiled functions are built once, here; each call
+  reads the epochs anew (``config.train.epochs``, the strategy's
+  ``settings``), so a caller may change them between calls without a
+  recompilation.
+
+  Args:
+    config: an experiment config (`_bench.protocol`); its ``budget`` is set here.
+    dataset: the `jal.data.Dataset` whose train split ``images`` holds.
+    images: uint8 device array, ``dataset``'s train images.
+    mesh: the device mesh.
+    num_labeled, num_unlabeled, budget: the round's sizes.
+  """
+  config.budget = budget
+  n = num_labeled + num_unlabeled
+  dataset = dataclasses.replace(dataset, train_images=dataset.train_images[:n],
+                                train_labels=dataset.train_labels[:n])
+  task = make_task(dataset.class_names)
+  strategy = strategies.build(config, dataset.pool_data(), task, mesh)
+  labeled = np.arange(num_labeled)
+  pool = Pool(n, np.zeros(0, np.int64), np.zeros(0, np.int32)).add(
+      labeled, dataset.train_labels[labeled])
+  labels = jax.device_put(task.label_array(pool), sharding.replicated(mesh))
+  images = images[:n]
+
+  def run():
+    fitted = strategy.fit(strategy.trainer.init(jax.random.key(0)), images, labels, pool,
+                          key=jax.random.key(1), description='round task model')
+    model = base.TaskModel(strategy.trainer, fitted.state.variables, config.eval_batch_size)
+    ctx = base.RoundContext(config, strategy.data, 0, pool, images, labels, pool.unlabeled,
+                            model, mesh, fitted=fitted.aux)
+    return strategy.query(ctx, budget)
+  return strategy, run
 
 
 # ---------------------------------------------------------------- PyTorch ---
@@ -239,7 +270,10 @@ class TorchBench:
         work()
       if self.device.type == 'cuda':
         torch.cuda.synchronize()
-    return Figure.of(_bench.measure(run, self.s.repeats), items)
+    if self.device.type == 'cuda':
+      torch.cuda.reset_peak_memory_stats()
+    return Figure.of(_bench.measure(run, self.s.repeats,
+                                    peak=lambda: _bench.peak_device_bytes(torch)), items)
 
   def _network(self):
     torch = self.torch
@@ -334,7 +368,8 @@ def main(argv):
       fig = getattr(bench, workload)()
       figures.setdefault(workload, {})[bench.name] = fig
       print(f'  {workload:10s} {bench.name:14s} {_describe(workload, fig)}   '
-            f'(compile {fig.compile_seconds:.2f} s)', flush=True)
+            f'(compile {fig.compile_seconds:.2f} s){_bench.memory_text(fig.peak_bytes)}',
+            flush=True)
 
   if modes:
     print('ratios (jal / PyTorch; > 1: jal is faster)')

@@ -3,9 +3,10 @@ r"""Time and memory of CoreSet's k-center greedy (`jal.acquisition.coreset.k_cen
   python experiments/coreset_greedy.py --n=100000 --m=1000 --d=512 --k=100
 
 Random float32 features offset by ``--offset`` (post-ReLU features sit far
-from the origin); prints the compile time, the steady-state time (median of
-``--repeats`` runs, each ended by ``block_until_ready``) and XLA's temporary
-buffer size for the compiled greedy.
+from the origin), drawn on the device; prints the compile time, the
+steady-state time (median of ``--repeats`` runs, each ended by
+``block_until_ready``), XLA's temporary buffer size for the compiled greedy
+and, where the backend counts it, the peak device memory.
 """
 
 from __future__ import annotations
@@ -15,10 +16,39 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
+import _bench
 from jal.acquisition.coreset import k_center_greedy
+
+
+def time_greedy(n: int, m: int, d: int, k: int, offset: float = 10.0,
+                repeats: int = 3) -> dict:
+  """Compiles and times ``k_center_greedy`` on ``n`` points and ``m`` centers of ``d`` features.
+
+  Points and centers are standard normal plus ``offset``, drawn on the
+  device (a host draw of 10^6 x 512 takes seconds).
+
+  Returns:
+    ``compile_seconds``, ``seconds`` (median of ``repeats``), ``all_seconds``,
+    ``temp_bytes`` (XLA's temporary buffers; None where not reported) and
+    ``peak_bytes`` (`_bench.peak_device_bytes`).
+  """
+  point_key, center_key = jax.random.split(jax.random.key(0))
+  points = jax.random.normal(point_key, (n, d)) + offset
+  centers = jax.random.normal(center_key, (m, d)) + offset
+  jax.block_until_ready((points, centers))
+  start = time.perf_counter()
+  compiled = k_center_greedy.lower(points, centers, k=k).compile()
+  compile_seconds = time.perf_counter() - start
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    compiled(points, centers).block_until_ready()
+    times.append(time.perf_counter() - start)
+  stats = compiled.memory_analysis()
+  return {'compile_seconds': compile_seconds, 'seconds': statistics.median(times),
+          'all_seconds': times, 'temp_bytes': stats.temp_size_in_bytes if stats else None,
+          'peak_bytes': _bench.peak_device_bytes()}
 
 
 def main():
@@ -30,22 +60,12 @@ def main():
   parser.add_argument('--offset', type=float, default=10.0)
   parser.add_argument('--repeats', type=int, default=3)
   args = parser.parse_args()
-  rng = np.random.default_rng(0)
-  points = jnp.asarray(rng.standard_normal((args.n, args.d), np.float32) + args.offset)
-  centers = jnp.asarray(rng.standard_normal((args.m, args.d), np.float32) + args.offset)
-  start = time.perf_counter()
-  compiled = k_center_greedy.lower(points, centers, k=args.k).compile()
-  compile_s = time.perf_counter() - start
-  times = []
-  for _ in range(args.repeats):
-    start = time.perf_counter()
-    compiled(points, centers).block_until_ready()
-    times.append(time.perf_counter() - start)
-  stats = compiled.memory_analysis()
-  temp = stats.temp_size_in_bytes / 1e6 if stats is not None else float('nan')
+  r = time_greedy(args.n, args.m, args.d, args.k, args.offset, args.repeats)
+  temp = r['temp_bytes'] / 1e6 if r['temp_bytes'] is not None else float('nan')
   print(f'k_center_greedy n={args.n:,} m={args.m:,} d={args.d} k={args.k} on '
-        f'{jax.devices()[0].platform}: compile {compile_s:.2f} s, run {statistics.median(times):.3f} s '
-        f'(median of {args.repeats}), temporary buffers {temp:.1f} MB')
+        f'{jax.devices()[0].platform}: compile {r["compile_seconds"]:.2f} s, run '
+        f'{r["seconds"]:.3f} s (median of {args.repeats}), temporary buffers {temp:.1f} MB'
+        f'{_bench.memory_text(r["peak_bytes"])}')
 
 
 if __name__ == '__main__':

@@ -26,7 +26,7 @@ _MEMBERS = flags.DEFINE_integer('num_members', 3, 'M.')
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed steps after the compiling one.')
 
 
-def _step_seconds(model, x, labels, members: bool) -> float:
+def _step_seconds(model, x, labels, members: bool) -> _bench.Timing:
   variables = model.init({'params': jax.random.key(1)}, x[:1], train=False)
 
   def loss(params, batch_stats):
@@ -39,7 +39,7 @@ def _step_seconds(model, x, labels, members: bool) -> float:
   step = jax.jit(jax.grad(loss, has_aux=True))
   return _bench.measure(
       lambda: jax.block_until_ready(step(variables['params'], variables['batch_stats'])),
-      _REPEATS.value).median
+      _REPEATS.value)
 
 
 def main(argv):
@@ -51,11 +51,14 @@ def main(argv):
   m = _MEMBERS.value
   print(f'{_NETWORK.value} width {_WIDTH.value}, batch {_BATCH.value}, M = {m}, '
         f'{jax.device_count()} x {jax.devices()[0].device_kind}; median of {_REPEATS.value} steps')
-  single = _step_seconds(member, x, labels, members=False)
-  print(f'  one member         {single * 1e3:8.0f} ms')
+  timing = _step_seconds(member, x, labels, members=False)
+  single = timing.median
+  print(f'  one member         {single * 1e3:8.0f} ms{_bench.memory_text(timing.peak_bytes)}')
   for name, vectorize in (('M in a loop', False), ('M vmapped', True)):
-    seconds = _step_seconds(Ensemble(member, m, vectorize=vectorize), x, labels, members=True)
-    print(f'  {name:18s} {seconds * 1e3:8.0f} ms   ({seconds / single:.1f}x one member)')
+    timing = _step_seconds(Ensemble(member, m, vectorize=vectorize), x, labels, members=True)
+    seconds = timing.median
+    print(f'  {name:18s} {seconds * 1e3:8.0f} ms   ({seconds / single:.1f}x one member)'
+          f'{_bench.memory_text(timing.peak_bytes)}')
 
 
 if __name__ == '__main__':

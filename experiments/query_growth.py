@@ -9,7 +9,8 @@ number of candidates ``n`` (scoring, selection, the indices back), not its
 absolute cost on real images. For each strategy and size, the first query
 compiles and a second is timed; the table gives the seconds, the seconds
 per 1,000 candidates, the process's peak resident memory so far (it only
-grows: read the increase), and the growth exponent fitted to the timed
+grows: read the increase; on an accelerator also the device's peak so far,
+`_bench.peak_device_bytes`), and the growth exponent fitted to the timed
 seconds over the sizes (log-log least squares): 1 is linear.
 """
 
@@ -82,8 +83,8 @@ def main():
       assert np.unique(picked).size == args.budget
       times.append(seconds)
       peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-      print(f'{name:10s} {n:12,d} {seconds:9.3f} {1000 * seconds / n:8.4f} {peak:14.2f}',
-            flush=True)
+      print(f'{name:10s} {n:12,d} {seconds:9.3f} {1000 * seconds / n:8.4f} {peak:14.2f}'
+            f'{_bench.memory_text(_bench.peak_device_bytes())}', flush=True)
     slope = np.polyfit(np.log(sizes), np.log(times), 1)[0] if len(sizes) > 1 else float('nan')
     print(f'{name:10s} growth exponent {slope:.2f} (time ~ n^{slope:.2f})', flush=True)
 

@@ -29,9 +29,7 @@ unit); ``--json=FILE`` also writes the figures.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
-import time
 
 from absl import app, flags
 import jax
@@ -39,11 +37,7 @@ import ml_collections
 import numpy as np
 
 import _bench
-from jal import rng, sharding, strategies
-from jal.data import Dataset
-from jal.pool import Pool
-from jal.strategies import base, mc_dropout
-from jal.task import make_task
+from jal import sharding, strategies
 
 # The strategies that query with the task model alone (PAL, VAAL, ... train
 # networks of their own inside the query: their cost is training, not scoring).
@@ -90,62 +84,6 @@ def _settings() -> ml_collections.ConfigDict:
                          num_mc_samples=_SAMPLES.value, dtype=_DTYPE.value)
 
 
-def _config(s, name: str) -> ml_collections.ConfigDict:
-  config = _bench.protocol()
-  config.model.name = s['network']
-  config.model.width = s['width']
-  config.model.dtype = s['dtype']
-  config.eval_batch_size = s['eval_batch_size']
-  config.strategy.name = name
-  for section in ('mc_dropout', 'batchbald'):  # BatchBALD: BALD's passes, then its greedy
-    config.strategy[section].num_mc_samples = s['num_mc_samples']
-    config.strategy[section].mc_batch_size = s['mc_batch_size']
-  # TypiClust and ProbCover train their self-supervised network when built (not
-  # timed): one epoch, as their query's cost does not depend on its quality.
-  config.initial_pool.simclr_train.epochs = 1
-  return config
-
-
-def time_query(s, name: str, dataset: Dataset, images: jax.Array, labels: jax.Array,
-               mesh) -> dict:
-  """Compile seconds and the median seconds of ``s['repeats']`` queries of ``name``."""
-  config = _config(s, name)
-  strategy = strategies.build(config, dataset.pool_data(), make_task(dataset.class_names), mesh)
-  trainer = strategy.trainer
-  variables = trainer.init(rng.key(0, f'query_time_{name}')).variables
-  task = base.TaskModel(trainer, variables, config.eval_batch_size)
-  n = dataset.num_train
-  labeled = np.arange(s['labeled'])
-  pool = Pool(n, np.zeros(0, np.int64), np.zeros(0, np.int32)).add(
-      labeled, dataset.train_labels[labeled])
-  candidates = pool.unlabeled
-
-  def query(candidates, budget):
-    ctx = base.RoundContext(config, strategy.data, 0, pool, images, labels, candidates, task,
-                            mesh)
-    start = time.perf_counter()
-    picked = strategy.query(ctx, budget)
-    seconds = time.perf_counter() - start
-    assert np.unique(picked).size == min(budget, candidates.size), name
-    return seconds
-
-  # The first query compiles. MC-dropout strategies warm up on one chunk of
-  # candidates (their compiled functions have fixed chunk shapes, so the
-  # full query compiles nothing more, and a second full query of T passes
-  # would double the run); the others on the full query, as CoreSet's greedy
-  # is compiled for the number of candidates. Compile time is the warm-up's
-  # time minus its share of the steady-state time.
-  chunked = isinstance(strategy, mc_dropout.Strategy)
-  warm = candidates[:max(s['eval_batch_size'], s['mc_batch_size'])] if chunked else candidates
-  first = query(warm, min(s['budget'], warm.size))
-  repeats = s['mc_repeats'] if chunked else s['repeats']
-  times = [query(candidates, s['budget']) for _ in range(repeats)]
-  median = statistics.median(times)
-  compile_seconds = max(first - median * warm.size / candidates.size, 0.0)
-  return {'seconds': median, 'compile_seconds': compile_seconds,
-          'all_seconds': times}
-
-
 def main(argv):
   del argv
   s = _settings()
@@ -169,11 +107,12 @@ def main(argv):
   print(_bench.versions(), flush=True)
   figures = {}
   for name in names:
-    figures[name] = time_query(s, name, dataset, images, labels, mesh)
+    figures[name] = _bench.time_query(s, name, dataset, images, labels, mesh)
     unit = figures['entropy']['seconds']
     paper = f"{PAPER[name]:8.2f}" if name in PAPER else "       -"
     print(f"  {name:26s} {figures[name]['seconds']:9.3f} s  {figures[name]['seconds'] / unit:7.2f}"
-          f"  (paper {paper})   compile {figures[name]['compile_seconds']:.2f} s", flush=True)
+          f"  (paper {paper})   compile {figures[name]['compile_seconds']:.2f} s"
+          f"{_bench.memory_text(figures[name]['peak_bytes'])}", flush=True)
   if _JSON.value:
     with open(_JSON.value, 'w') as f:
       json.dump({'settings': s.to_dict(), 'hardware': _bench.hardware(), 'figures': figures}, f,

@@ -343,12 +343,17 @@ def main(argv):
   rows = []
   for side in sides:
     start = time.perf_counter()
-    timing = _bench.measure(side.run, s.repeats, setup=side.setup)
+    is_torch = side.name != 'jal'
+    if is_torch and torch.cuda.is_available():
+      torch.cuda.reset_peak_memory_stats()
+    timing = _bench.measure(side.run, s.repeats, setup=side.setup,
+                            peak=lambda: _bench.peak_device_bytes(torch if is_torch else None))
     times = timing.times
     rows.append((side.name, timing.median, timing.compile_seconds, times))
     spread = f'{min(times):.2f}-{max(times):.2f}' if times else 'n/a'
     print(f'  {side.name:14s} fit {timing.median:8.3f} s (timed calls {spread} s), first call '
-          f'{timing.first:.2f} s, wall {time.perf_counter() - start:.1f} s', flush=True)
+          f'{timing.first:.2f} s, wall {time.perf_counter() - start:.1f} s'
+          f'{_bench.memory_text(timing.peak_bytes)}', flush=True)
 
   if _DRY_RUN.value:
     print('dry run: every side was built and ran one iteration; the times above include '

@@ -186,8 +186,8 @@ def query_config(s: Mapping[str, Any], name: str) -> ml_collections.ConfigDict:
   for section in ('mc_dropout', 'batchbald'):  # BatchBALD: BALD's passes, then its greedy
     config.strategy[section].num_mc_samples = s['num_mc_samples']
     config.strategy[section].mc_batch_size = s['mc_batch_size']
-  # TypiClust and ProbCover train their self-supervised network when built (not
-  # timed): one epoch, as their query's cost does not depend on its quality.
+  # TypiClust and ProbCover train their self-supervised network before the first
+  # query (`time_query`, not timed): one epoch, as their query's cost does not depend on its quality.
   config.initial_pool.simclr_train.epochs = 1
   return config
 
@@ -234,6 +234,8 @@ def time_query(s: Mapping[str, Any], name: str, dataset: Dataset, images: jax.Ar
     return seconds
 
   chunked = isinstance(strategy, mc_dropout.Strategy)
+  if hasattr(strategy, 'train_features'):  # TypiClust, ProbCover: their network, untimed
+    strategy.train_features()
   warm = candidates[:max(s['eval_batch_size'], s['mc_batch_size'])] if chunked else candidates
   first = query(warm, min(s['budget'], warm.size))
   repeats = s['mc_repeats'] if chunked else s['repeats']

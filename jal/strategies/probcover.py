@@ -15,7 +15,8 @@ does not read it.
 The self-supervised network (``features``: ``'simclr'``, the paper's;
 ``'rotation'``; ``'vae'``) is `jal.initial_pools.self_supervised_features`
 with ``config.initial_pool``'s settings and the key of ``config.seed``:
-trained once when the strategy is built, on the whole train split, labels
+trained once, at the strategy's first query (building it trains nothing), on
+the whole train split, labels
 unused; a resumed run trains the same network again (same seed, same
 features), and chooses the same δ.
 
@@ -144,6 +145,15 @@ class Strategy(base.Strategy):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     check_settings(self.settings, 'config.strategy.probcover')
+    self.features = None  # trained at the first query (`train_features`), not when built
+
+  def train_features(self) -> None:
+    """The self-supervised network's features of the whole pool, once per strategy object:
+    at the first query, so that building the strategy (a comparison builds every arm to
+    check it) trains nothing. Deterministic from ``config.seed``: a resumed run gets the
+    same features."""
+    if self.features is not None:
+      return
     start = time.perf_counter()
     features = initial_pools.self_supervised_features(self.config, self.data, self.mesh,
                                                       self.settings.features)
@@ -159,6 +169,7 @@ class Strategy(base.Strategy):
     Returns:
       int64 ``[min(budget, n)]``: distinct candidates, in the order picked.
     """
+    self.train_features()
     labeled = np.asarray(ctx.pool.labeled, np.int64)
     rows = self.features[np.concatenate([labeled, ctx.candidates]).astype(np.int64)]
     chosen, coverage = picks(rows, labeled.size, budget, self.delta,

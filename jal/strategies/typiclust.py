@@ -15,7 +15,7 @@ The self-supervised network (``features``: ``'simclr'``, the paper's;
 ``'rotation'``; ``'vae'``) is `jal.initial_pools.self_supervised_features`,
 with ``config.initial_pool``'s settings (``ssl_model``, ``simclr``,
 ``simclr_train``, ...) and the key of ``config.seed``: it is trained once,
-when the strategy is built (before round 0's training), on the whole train
+at the strategy's first query (building it trains nothing), on the whole train
 split, labels unused, and a resumed run trains the same network again (the
 same seed, the same features). Its cost is that of one initial-pool network
 (15 epochs over the pool by default; figures in ``experiments/README.md``).
@@ -147,6 +147,15 @@ class Strategy(base.Strategy):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     check_settings(self.settings, 'config.strategy.typiclust')
+    self.features = None  # trained at the first query (`train_features`), not when built
+
+  def train_features(self) -> None:
+    """The self-supervised network's features of the whole pool, once per strategy object:
+    at the first query, so that building the strategy (a comparison builds every arm to
+    check it) trains nothing. Deterministic from ``config.seed``: a resumed run gets the
+    same features."""
+    if self.features is not None:
+      return
     start = time.perf_counter()
     features = initial_pools.self_supervised_features(self.config, self.data, self.mesh,
                                                       self.settings.features)
@@ -160,6 +169,7 @@ class Strategy(base.Strategy):
     Returns:
       int64 ``[min(budget, n)]``: distinct candidates, in the order picked.
     """
+    self.train_features()
     labeled = np.asarray(ctx.pool.labeled, np.int64)
     rows = self.features[np.concatenate([labeled, ctx.candidates]).astype(np.int64)]
     chosen = picks(rows, labeled.size, budget, self.settings, ctx.numpy_rng('typiclust_kmeans'))

@@ -266,12 +266,13 @@ def config_keys(config: ml_collections.ConfigDict, prefix: str = '') -> list[str
 
 
 def did_you_mean(key: str, keys: Sequence[str]) -> str:
-  """``'; did you mean config.X?'`` for the key nearest ``key``, or ``''``."""
+  """``'; did you mean --config.X?'`` for the key nearest ``key`` (every key of the same
+  name, up to 3, when several sections have it), or ``''``."""
   last = key.rsplit('.', 1)[-1]
   same_name = [k for k in keys if k.rsplit('.', 1)[-1] == last]
-  near = same_name if len(same_name) == 1 else difflib.get_close_matches(key, keys, n=1,
-                                                                          cutoff=0.6)
-  return f'; did you mean --config.{near[0]}?' if near else ''
+  near = same_name if 1 <= len(same_name) <= 3 else difflib.get_close_matches(
+      key, keys, n=1, cutoff=0.6)
+  return f"; did you mean {' or '.join(f'--config.{k}' for k in near)}?" if near else ''
 
 
 def check_overrides(argv: Sequence[str], config: ml_collections.ConfigDict) -> None:

@@ -94,8 +94,9 @@ def test_config_file_mistakes(tmp_path, capsys, case):
     ([], '--config is required'),
     (['--config.nosuch=1'], "the config has no key 'nosuch'"),
     (['--config.train.epoch=1'], 'did you mean --config.train.epochs?'),
-    (['--config.strategy.num_mc_samples=4'],
-     'did you mean --config.strategy.mc_dropout.num_mc_samples?'),
+    (['--config.strategy.num_mc_samples=4'],  # two strategies' sections have the key
+     'did you mean --config.strategy.batchbald.num_mc_samples or '
+     '--config.strategy.mc_dropout.num_mc_samples?'),
     (['--config.num_rounds=abc'], "--config.num_rounds=abc: invalid literal for int()"),
     (['--config.train=3'], "--config.train=3: Failed to parse '3'"),
     (['--workdri=x'], 'unknown flag --workdri; did you mean --workdir?'),

@@ -184,6 +184,21 @@ class Strategy(base.Strategy):
     outputs = self.trainer.model.apply(task_variables, x, train=False)
     return jax.nn.sigmoid(outputs['loss_prediction'].astype(jnp.float32))[:, None]
 
+  def condition(self, task_variables, x: jax.Array, progress: jax.Array,
+                key: jax.Array) -> jax.Array | None:
+    """What conditions the VAE's decoder and D in a training step: ``[B, 1]``, no gradient
+    (None for VAAL).
+
+    TA-VAAL's Algorithm 1, lines 5-6: ``r ~ U(0, 1)`` in the first epoch
+    (``progress == 0``), ``sigmoid(R(x))`` after; a conditional, so the first
+    epoch runs no ranker pass it would discard.
+    """
+    if not self.conditioned:
+      return None
+    r = jax.lax.cond(progress == 0, lambda: jax.random.uniform(key, (x.shape[0], 1)),
+                     lambda: self.rank(task_variables, x))
+    return jax.lax.stop_gradient(r)
+
   def _encode(self, variables, x, train):
     """The VAE's posterior mean (and updated batch statistics when ``train``)."""
     if train:
@@ -202,15 +217,8 @@ class Strategy(base.Strategy):
     x_l, y_l = trainer.prepare_labeled(keys[0], images, labels, idx_l)
     x_u = trainer.prepare(keys[1], images, idx_u)
     mask_u = jnp.ones_like(mask_l)
-    r = None
-    if self.conditioned:
-      # Algorithm 1, lines 5-6: r ~ U(0, 1) in the first epoch, R's output after;
-      # a conditional, so the first epoch runs no ranker pass it would discard.
-      x = jnp.concatenate([x_l, x_u])
-      r = jax.lax.cond(schedule['progress'] == 0,
-                       lambda: jax.random.uniform(keys[2], (x.shape[0], 1)),
-                       lambda: self.rank(state.task.variables, x))
-      r = jax.lax.stop_gradient(r)
+    r = self.condition(state.task.variables, jnp.concatenate([x_l, x_u]),
+                       schedule['progress'], keys[2])
     r_l, r_u = _split(r, b) if r is not None else (None, None)
 
     # 1. The task learner (and the ranker, until it is frozen).

@@ -93,25 +93,19 @@ def test_vaal_query_scores_with_the_batch_norm_mode_d_was_trained_in(batch_stati
 
 def test_tavaal_conditions_on_uniform_noise_in_the_first_epoch_and_on_the_ranker_after():
   """Algorithm 1, lines 5-6 (Kim et al. 2021): in the first epoch (progress 0) the VAE and
-  D see r ~ U(0, 1), so the step does not depend on the ranker R; afterwards r = sigmoid(R(x))."""
-  from jal.strategies.vaal import AdversarialState
+  D are conditioned on r ~ U(0, 1), whatever the ranker R; afterwards on sigmoid(R(x))."""
   config = adversarial_config('tavaal')
   strategy, dataset = build_strategy(config)
-  images = jax.device_put(dataset.train_images)
-  labels = jax.device_put(dataset.train_labels)
-  task = strategy.trainer.init(jax.random.key(1))
-  vae, discriminator = strategy.init_networks(jax.random.key(0))
-  # The same task model but another ranker R.
-  other_ranker = jax.tree.map(lambda p: p + 1.0, task.params['heads_loss_prediction'])
-  other = task.replace(params={**task.params, 'heads_loss_prediction': other_ranker})
-  step = jax.jit(strategy._step)
-  idx_l, idx_u = np.arange(8, dtype=np.int32), np.arange(8, 16, dtype=np.int32)
-
-  def vae_loss(state, progress):
-    schedule = {**strategy._schedule(0, 10), 'progress': np.float32(progress)}
-    _, metrics = step(AdversarialState(state, vae, discriminator), images, labels, idx_l,
-                      np.ones(8, np.float32), idx_u, schedule, jax.random.key(2))
-    return float(metrics['vae_loss'])
-
-  assert vae_loss(task, 0.0) == vae_loss(other, 0.0)
-  assert vae_loss(task, 0.5) != vae_loss(other, 0.5)
+  task = strategy.trainer.init(jax.random.key(1)).variables
+  other = {**task, 'params': {**task['params'], 'heads_loss_prediction': jax.tree.map(
+      lambda p: p + 1.0, task['params']['heads_loss_prediction'])}}  # another R
+  x = strategy.trainer.prepare(jax.random.key(0), jax.device_put(dataset.train_images),
+                               np.arange(8))
+  condition = jax.jit(strategy.condition)
+  r = {(name, progress): np.asarray(condition(variables, x, np.float32(progress),
+                                              jax.random.key(2)))
+       for name, variables in (('task', task), ('other', other)) for progress in (0.0, 0.5)}
+  np.testing.assert_array_equal(r['task', 0.0], r['other', 0.0])
+  assert ((r['task', 0.0] >= 0) & (r['task', 0.0] < 1)).all() and r['task', 0.0].shape == (8, 1)
+  np.testing.assert_allclose(r['task', 0.5], np.asarray(strategy.rank(task, x)), rtol=1e-6)
+  assert not np.allclose(r['task', 0.5], r['other', 0.5])

@@ -28,7 +28,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jal import rng, strategies
+from jal import rng, sharding, strategies
 from jal.data import Dataset
 from jal.pool import Pool
 from jal.strategies import base, mc_dropout
@@ -169,6 +169,19 @@ def synthetic_dataset(n: int, generator: np.random.Generator | None = None) -> D
   labels = generator.integers(0, NUM_CLASSES, n).astype(np.int32)
   return Dataset('synthetic', images, labels, images[:1], labels[:1],
                  tuple(str(c) for c in range(NUM_CLASSES)), True, MEAN, STD)
+
+
+def query_pool(s: Mapping[str, Any], mesh) -> tuple[Dataset, jax.Array, jax.Array]:
+  """The synthetic pool of a query benchmark: ``s['labeled']`` labeled then
+  ``s['candidates']`` unlabeled images, and its images and labels (-1 where
+  unlabeled) on the devices of ``mesh``."""
+  n = s['labeled'] + s['candidates']
+  dataset = synthetic_dataset(n)
+  on_device = sharding.replicated(mesh)
+  images = jax.device_put(dataset.train_images, on_device)
+  labels = jax.device_put(np.where(np.arange(n) < s['labeled'], dataset.train_labels, -1),
+                          on_device)
+  return dataset, images, labels
 
 
 def query_config(s: Mapping[str, Any], name: str) -> ml_collections.ConfigDict:

@@ -214,21 +214,14 @@ def row_coreset(sizes) -> dict:
 
 def _query_row(sizes, name: str, budget: int) -> dict:
   """`_bench.time_query` of strategy ``name`` over ``sizes['candidates']`` candidates."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   import _bench  # pylint: disable=g-import-not-at-top
   from jal import sharding, strategies  # pylint: disable=g-import-not-at-top
   if name not in strategies.available():
     raise RuntimeError(f'jal/acquisition/{name}.py is here but no strategy {name!r} is '
                        f'registered (known: {", ".join(strategies.available())})')
   s = dict(sizes, budget=budget)
-  n = s['labeled'] + s['candidates']
-  dataset = _bench.synthetic_dataset(n)
   mesh = sharding.make_mesh()
-  on_device = sharding.replicated(mesh)
-  images = jax.device_put(dataset.train_images, on_device)
-  labels = jax.device_put(np.where(np.arange(n) < s['labeled'], dataset.train_labels, -1),
-                          on_device)
+  dataset, images, labels = _bench.query_pool(s, mesh)
   r = _bench.time_query(s, name, dataset, images, labels, mesh)
   return dict(value=r['seconds'], unit='s', seconds=r['seconds'],
               compile_seconds=r['compile_seconds'], peak_device_bytes=r['peak_bytes'],

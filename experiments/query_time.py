@@ -32,9 +32,7 @@ import json
 import sys
 
 from absl import app, flags
-import jax
 import ml_collections
-import numpy as np
 
 import _bench
 from jal import sharding, strategies
@@ -92,13 +90,8 @@ def main(argv):
   if unknown:
     sys.exit(f'query_time: error: unknown strategies {unknown}; known: '
              f'{", ".join(strategies.available())}')
-  n = s['labeled'] + s['candidates']
-  dataset = _bench.synthetic_dataset(n)
   mesh = sharding.make_mesh()
-  on_device = sharding.replicated(mesh)
-  images = jax.device_put(dataset.train_images, on_device)
-  labels = jax.device_put(np.where(np.arange(n) < s['labeled'], dataset.train_labels, -1),
-                          on_device)
+  dataset, images, labels = _bench.query_pool(s, mesh)
 
   print(f"query time: {s['network']} width {s['width']}, {s['dtype']}, select {s['budget']} of "
         f"{s['candidates']} candidates, {s['labeled']} labeled, scoring batch "

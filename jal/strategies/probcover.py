@@ -32,7 +32,6 @@ initial pool): ``features``, ``delta`` (None: purity), ``alpha``,
 
 from __future__ import annotations
 
-import time
 
 import jax
 import ml_collections
@@ -41,8 +40,9 @@ import numpy as np
 from jal import initial_pools, rng
 from jal.acquisition import coreset, probcover
 from jal.errors import JalError, check_choice
-from jal.strategies import base
-from jal.strategies.typiclust import kmeans, prepare
+from jal.strategies import _self_supervised, base
+from jal.strategies._self_supervised import prepare
+from jal.strategies.typiclust import kmeans
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -136,7 +136,7 @@ def picks(features: np.ndarray, num_labeled: int, budget: int, delta: float,
   return chosen, int(covered) / total
 
 
-class Strategy(base.Strategy):
+class Strategy(_self_supervised.Strategy):
   """Queries the candidates whose δ-balls cover the most uncovered points."""
 
   not_for_segmentation = ('it covers whole images by one self-supervised feature vector each '
@@ -145,21 +145,9 @@ class Strategy(base.Strategy):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     check_settings(self.settings, 'config.strategy.probcover')
-    self.features = None  # trained at the first query (`train_features`), not when built
 
-  def train_features(self) -> None:
-    """The self-supervised network's features of the whole pool, once per strategy object:
-    at the first query, so that building the strategy (a comparison builds every arm to
-    check it) trains nothing. Deterministic from ``config.seed``: a resumed run gets the
-    same features."""
-    if self.features is not None:
-      return
-    start = time.perf_counter()
-    features = initial_pools.self_supervised_features(self.config, self.data, self.mesh,
-                                                      self.settings.features)
-    # Reported with every query (results.jsonl's query_metrics), as the run's one-off cost.
-    self.ssl_seconds = time.perf_counter() - start
-    self.features = prepare(features, bool(self.settings.normalize))
+  def features_trained(self) -> None:
+    """δ, chosen once from the features (the purity rule, or the setting)."""
     self.delta = purity_delta(self.features, self.data.num_classes, self.settings,
                               rng.numpy_rng(self.config.seed, 'probcover_pseudo_labels'))
 
@@ -169,9 +157,7 @@ class Strategy(base.Strategy):
     Returns:
       int64 ``[min(budget, n)]``: distinct candidates, in the order picked.
     """
-    self.train_features()
-    labeled = np.asarray(ctx.pool.labeled, np.int64)
-    rows = self.features[np.concatenate([labeled, ctx.candidates]).astype(np.int64)]
+    labeled, rows = self.rows(ctx)
     chosen, coverage = picks(rows, labeled.size, budget, self.delta,
                              ctx.numpy_rng('probcover_order'))
     ctx.metrics['probcover_delta'] = float(self.delta)

@@ -38,7 +38,6 @@ then masked to its cluster).
 
 from __future__ import annotations
 
-import time
 
 import jax
 import ml_collections
@@ -47,7 +46,8 @@ import numpy as np
 from jal import initial_pools
 from jal.acquisition import coreset, typiclust
 from jal.errors import JalError, check_choice
-from jal.strategies import base
+from jal.strategies import _self_supervised, base
+from jal.strategies._self_supervised import prepare
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -70,21 +70,6 @@ def check_settings(settings: ml_collections.ConfigDict, key: str) -> None:
     value = settings[name]
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
       raise JalError(f'{key}.{name}={value!r} must be an integer of at least {lowest}')
-
-
-def prepare(features: np.ndarray, normalize: bool) -> np.ndarray:
-  """float32 features, L2-normalised by row when ``normalize`` (the authors' code).
-
-  Raises:
-    JalError: a feature is NaN or infinite (a diverged self-supervised network).
-  """
-  features = np.asarray(features, np.float32)
-  if not np.isfinite(features).all():
-    raise JalError('a self-supervised feature is NaN or infinite; lower the learning rate '
-                   'of config.initial_pool (ssl_train, simclr_train or vae_train)')
-  if normalize:
-    features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-  return features
 
 
 def kmeans(features: np.ndarray, num_clusters: int, n_init: int,
@@ -138,7 +123,7 @@ def picks(features: np.ndarray, num_labeled: int, budget: int,
   return typiclust.select(cand_ids, ids[:num_labeled], typ, k, int(settings.min_cluster_size))
 
 
-class Strategy(base.Strategy):
+class Strategy(_self_supervised.Strategy):
   """Queries the most typical candidates of the largest uncovered clusters."""
 
   not_for_segmentation = ('it picks whole images by one self-supervised feature vector each '
@@ -147,21 +132,6 @@ class Strategy(base.Strategy):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     check_settings(self.settings, 'config.strategy.typiclust')
-    self.features = None  # trained at the first query (`train_features`), not when built
-
-  def train_features(self) -> None:
-    """The self-supervised network's features of the whole pool, once per strategy object:
-    at the first query, so that building the strategy (a comparison builds every arm to
-    check it) trains nothing. Deterministic from ``config.seed``: a resumed run gets the
-    same features."""
-    if self.features is not None:
-      return
-    start = time.perf_counter()
-    features = initial_pools.self_supervised_features(self.config, self.data, self.mesh,
-                                                      self.settings.features)
-    # Reported with every query (results.jsonl's query_metrics), as the run's one-off cost.
-    self.ssl_seconds = time.perf_counter() - start
-    self.features = prepare(features, bool(self.settings.normalize))
 
   def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
     """The TypiClust picks among the candidates.
@@ -169,9 +139,7 @@ class Strategy(base.Strategy):
     Returns:
       int64 ``[min(budget, n)]``: distinct candidates, in the order picked.
     """
-    self.train_features()
-    labeled = np.asarray(ctx.pool.labeled, np.int64)
-    rows = self.features[np.concatenate([labeled, ctx.candidates]).astype(np.int64)]
+    labeled, rows = self.rows(ctx)
     chosen = picks(rows, labeled.size, budget, self.settings, ctx.numpy_rng('typiclust_kmeans'))
     ctx.metrics['typiclust_clusters'] = float(
         typiclust.num_clusters(labeled.size, chosen.size, self.settings.max_clusters))

@@ -11,32 +11,24 @@ area under the accuracy-vs-labels curve, per seed and then mean ± std.
 Standard deviations are the sample standard deviation over trials
 (``ddof=1``, 0 for a single trial).
 
-Which differences are real: because the strategies of a seed share its
-initial pool, their results are paired by seed, and the summary adds
-
-- the pairwise penalty matrix (Ash et al. 2020, Sec. 5 and Fig. 4; used
-  again by Lüth et al. 2023): ``P[i, j]`` is the fraction of the labeled-set
-  sizes (rounds) at which strategy i beat strategy j by a two-sided paired
-  t-test over the seeds at α = 0.05 (`penalty_matrix`). Several comparisons
-  (settings: datasets, pool sizes, budgets) add up (`combine_penalties`),
-  each contributing at most 1 to an entry;
-- for each strategy, whether it beats random: a one-sided paired t-test over
-  the seeds on the area under the curve (`beats_random`).
+Which differences are real: the strategies of a seed share its initial
+pool, so their results are paired by seed, and the summary adds the
+pairwise penalty matrix (Ash et al. 2020) and, for each strategy, a paired
+test over the seeds of whether it beats random (`jal.significance`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import warnings
 from typing import Sequence
 
 import ml_collections
 import numpy as np
 
 from jal import checks, dirlock, experiment, initial_pools as initial_pools_lib, platform
-from jal import results, strategies as strategies_lib, trials, workdir as workdir_lib
+from jal import results, significance, strategies as strategies_lib, trials
+from jal import workdir as workdir_lib
 from jal.errors import JalError
 
 SUMMARY_JSON = 'summary.json'
@@ -46,12 +38,6 @@ CLASS_COUNTS_PLOT = 'class_counts.png'
 EXCLUDED_PLOT = 'excluded_classes.png'
 PENALTY_PLOT = 'penalty_matrix.png'
 
-# The significance level of every test here (Ash et al. 2020 and Lüth et al. 2023 use 0.05).
-ALPHA = 0.05
-# The strategy every other one should beat (`beats_random`).
-RANDOM = 'random'
-PENALTY_TEST = 'two-sided paired t-test over seeds at each labeled-set size'
-AUC_TEST = 'one-sided paired t-test on AUC over seeds (H1: mean AUC difference > 0)'
 
 
 def run_dir(workdir: str, arm: str, seed: int) -> str:
@@ -108,7 +94,7 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
       newest is damaged (`jal.experiment.set_up`).
     settings: other comparisons' directories whose penalty matrices add to
       this one's (`write_summary`).
-    saturation: Ash et al.'s cut for the penalty matrix (`penalty_matrix`).
+    saturation: Ash et al.'s cut for the penalty matrix (`jal.significance.penalty_matrix`).
 
   Returns:
     The summary (see `summarize`).
@@ -133,7 +119,7 @@ def run_comparison(config: ml_collections.ConfigDict, workdir: str, strategies: 
   names = arms(strategies, initial_pools)
   workdir_lib.inspect_comparison(workdir)
   check_settings(workdir, settings)
-  check_saturation(saturation, names)
+  significance.check_saturation(saturation, names)
   for arm in names:  # every arm's checks, before anything is written
     experiment.build(trial_config(config, arm, seeds[0]))
   with prepare(workdir):
@@ -209,28 +195,6 @@ def load_records(workdir: str, strategies: Sequence[str],
   return out
 
 
-def area_under_curve(num_labeled: Sequence[float], accuracy: Sequence[float]) -> float:
-  """The normalised area under accuracy vs labels: the trapezoid rule over the
-  labels, divided by their range (so it is an accuracy: the curve's mean
-  height). With one round it is that round's accuracy.
-
-  Args:
-    num_labeled: increasing numbers of labels ``[R]``.
-    accuracy: the accuracies ``[R]`` at them, in [0, 1].
-
-  Raises:
-    ValueError: the lengths differ, are 0, or the labels do not increase.
-  """
-  x, y = np.asarray(num_labeled, np.float64), np.asarray(accuracy, np.float64)
-  if x.shape != y.shape or x.ndim != 1 or not x.size:
-    raise ValueError(f'num_labeled {x.shape} and accuracy {y.shape} must be equal, non-empty 1-D')
-  if x.size == 1:
-    return float(y[0])
-  if not np.all(np.diff(x) > 0):
-    raise ValueError('num_labeled must increase')
-  return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
-
-
 def _std(values: np.ndarray, axis: int = 0) -> np.ndarray:
   return np.std(values, axis=axis, ddof=1) if values.shape[axis] > 1 else np.zeros_like(
       np.mean(values, axis=axis))
@@ -249,7 +213,7 @@ def summarize(records: dict[str, dict[int, list[dict]]]) -> dict:
     ``{strategy: {...}}`` with ``seeds``; ``metric``: the records' headline
     (``'test_accuracy'``, or ``'test_miou'`` for segmentation); ``num_labeled``
     ``[R]``; ``accuracy_mean``, ``accuracy_std`` ``[R]``: that metric's; ``auc`` (per seed, in seed
-    order), ``auc_mean``, ``auc_std`` (`area_under_curve`); and
+    order), ``auc_mean``, ``auc_std`` (`jal.significance.area_under_curve`); and
     ``query_class_counts_mean`` ``[K]``: the true classes of everything the
     strategy queried (all rounds), averaged over seeds (pixels for
     segmentation). With a biased initial pool (records with
@@ -270,7 +234,7 @@ def summarize(records: dict[str, dict[int, list[dict]]]) -> dict:
                      f'({labels.tolist()}); were they run with different configs?')
     key = results.headline(by_seed[seeds[0]][0])
     accuracy = np.array([[r[key] for r in by_seed[s][:rounds]] for s in seeds])
-    auc = np.array([area_under_curve(labels[0], a) for a in accuracy])
+    auc = np.array([significance.area_under_curve(labels[0], a) for a in accuracy])
     counts = np.array([np.sum([r['query_class_counts'] for r in by_seed[s][:rounds]], axis=0)
                        for s in seeds], np.float64)
     excluded = by_seed[seeds[0]][0].get('excluded_classes')
@@ -296,239 +260,6 @@ def summarize(records: dict[str, dict[int, list[dict]]]) -> dict:
   return out
 
 
-# ---------------------------------------------------------------------------
-# Which differences are real: paired tests over seeds.
-
-
-def paired_curves(records: dict[str, dict[int, list[dict]]],
-                  strategies: Sequence[str]) -> tuple[list[int], np.ndarray, np.ndarray]:
-  """The learning curves of ``strategies`` paired by seed: the seeds all of
-  them ran, cut to the rounds all those runs finished.
-
-  Args:
-    records: ``records[strategy][seed]`` (`load_records`).
-    strategies: the strategies to pair, each in ``records``.
-
-  Returns:
-    ``(seeds, num_labeled, metric)``: the common seeds, sorted; the labels
-    per round, int64 ``[R]``; and the headline test metric (`jal.results.headline`),
-    float64 ``[S, K, R]`` (strategy, seed, round). No common seed: ``K = R = 0``.
-
-  Raises:
-    JalError: two runs labeled different numbers at the same round.
-  """
-  seeds = sorted(set.intersection(*(set(records[s]) for s in strategies)))
-  if not seeds:
-    return [], np.zeros(0, np.int64), np.zeros((len(strategies), 0, 0))
-  rounds = min(len(records[s][k]) for s in strategies for k in seeds)
-  runs = [[records[s][k][:rounds] for k in seeds] for s in strategies]
-  labels = np.array([[[r['num_labeled'] for r in run] for run in by_seed] for by_seed in runs],
-                    np.int64)
-  if not (labels == labels[0, 0]).all():
-    raise JalError(f'{", ".join(strategies)}: the runs labeled different numbers per round '
-                   f'({labels.tolist()}); were they run with different configs?')
-  key = results.headline(runs[0][0][0])
-  metric = np.array([[[r[key] for r in run] for run in by_seed] for by_seed in runs], np.float64)
-  return seeds, labels[0, 0], metric
-
-
-def paired_t_test(a: np.ndarray, b: np.ndarray,
-                  alternative: str = 'two-sided') -> tuple[float, float]:
-  """Student's paired t-test of ``a`` against ``b`` (`scipy.stats.ttest_rel`).
-
-  ``t = mean(d) / (std(d, ddof=1) / sqrt(n))`` with ``d = a - b``, ``n - 1``
-  degrees of freedom. All ``d`` zero: the test is undefined, ``(nan, nan)``.
-  All ``d`` equal and nonzero: ``t = ±inf``, and p is 0 on that side (scipy).
-
-  Args:
-    a, b: float ``[n]``, paired (the same seeds, in the same order), ``n >= 2``.
-    alternative: ``'two-sided'``, or ``'greater'`` (H1: mean of ``a - b`` > 0).
-
-  Returns:
-    ``(t, p)``.
-  """
-  from scipy import stats  # imported here: keeps `python -m jal.compare --help` fast
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  if np.all(a == b):
-    return math.nan, math.nan
-  with warnings.catch_warnings():  # "catastrophic cancellation" when the d are nearly equal
-    warnings.simplefilter('ignore', RuntimeWarning)
-    result = stats.ttest_rel(a, b, alternative=alternative)
-  return float(result.statistic), float(result.pvalue)
-
-
-def _before_saturation(random_mean: np.ndarray, fraction: float) -> np.ndarray:
-  """Ash et al.'s cut: keep the rounds before the first (after round 0) at which
-  random's mean exceeds ``fraction`` of its mean at the last round. bool ``[R]``."""
-  over = np.flatnonzero(random_mean[1:] > fraction * random_mean[-1])
-  end = over[0] + 1 if over.size else random_mean.size
-  return np.arange(random_mean.size) < end
-
-
-def check_saturation(saturation: float | None, strategies: Sequence[str]) -> None:
-  """Raises JalError unless ``saturation`` is None, or in (0, 1] with random
-  among ``strategies``."""
-  if saturation is not None and not 0 < saturation <= 1:
-    raise JalError(f'--saturation={saturation} must be in (0, 1], e.g. 0.99 (Ash et al.), '
-                   'or left unset to compare at every labeled-set size')
-  if saturation is not None and RANDOM not in strategies:
-    raise JalError(f'--saturation cuts where random saturates, and random is not among the '
-                   f'strategies ({", ".join(strategies)}); add it or drop --saturation')
-
-
-def penalty_matrix(records: dict[str, dict[int, list[dict]]],
-                   saturation: float | None = None) -> dict:
-  """The pairwise penalty matrix of one setting (Ash et al. 2020, Sec. 5, Fig. 4).
-
-  At each of the L compared labeled-set sizes and for each pair of strategies
-  (i, j), a two-sided paired t-test over the seeds (`paired_t_test`; paired
-  because a seed's strategies share its initial pool) on the headline test
-  metric; when p < `ALPHA`, the better of the two, say i, scores
-  ``P[i, j] += 1 / L``. ``P[i, j]`` is thus the fraction of the labeled-set
-  sizes at which i beat j: one setting adds at most 1 to an entry.
-
-  The L labeled-set sizes: the rounds every strategy finished on the common
-  seeds, except those at which every strategy's result is the same on every
-  seed, bit for bit. In jal that is round 0, the shared initial pool, where
-  no strategy has queried yet (with ``--initial_pools`` arms it differs, and
-  counts). Ash et al.'s code and Lüth et al.'s count every checkpoint,
-  their initial one included, where their independent runs differed by
-  noise only; counting jal's identical round 0 would cap every entry at
-  (R - 1) / R. Sizes at which the strategies merely do not differ
-  significantly count, as in both. Lüth et al. (2023) count every size up
-  to the budget; Ash et al. (2020) stop where random reaches 99% of its
-  final accuracy, to leave out the saturated end of the curves:
-  ``saturation=0.99`` does that (Ash et al. also spaced their checkpoints
-  exponentially, 100 + 2^k x batch; jal compares every round). Their code
-  pairs the first (at most 5) runs of each algorithm by run index; jal pairs
-  every seed both strategies ran, by seed.
-
-  Args:
-    records: ``records[strategy][seed]`` (`load_records`).
-    saturation: Ash et al.'s cut, e.g. 0.99 (needs ``'random'`` among the
-      strategies), or None: every size (Lüth et al.).
-
-  Returns:
-    ``strategies``, ``seeds``, ``num_labeled`` (the L sizes compared),
-    ``matrix`` (``P`` as nested lists, row i beats column j), ``column_mean``
-    (the average penalty each strategy receives, Ash et al.'s bottom row:
-    the column sum over all S rows, the zero diagonal included; Lüth et al.
-    divide by S - 1), ``row_sum`` (its wins); or ``{'n/a': why}`` with fewer
-    than two strategies, fewer than two seeds run by every strategy, or no
-    size to compare.
-
-  Raises:
-    JalError: runs that labeled different numbers per round; ``saturation``
-      outside (0, 1], or without random.
-  """
-  strategies = list(records)
-  check_saturation(saturation, strategies)
-  if len(strategies) < 2:
-    return {'n/a': 'a penalty matrix needs at least two strategies'}
-  seeds, labels, metric = paired_curves(records, strategies)
-  if len(seeds) < 2:
-    return {'n/a': f'a paired test over seeds needs at least 2 seeds run by every strategy; '
-                   f'there {"is" if len(seeds) == 1 else "are"} {len(seeds)}'}
-  keep = ~np.all(metric == metric[:1], axis=(0, 1))
-  if saturation is not None:
-    keep &= _before_saturation(metric[strategies.index(RANDOM)].mean(axis=0), saturation)
-  sizes = np.flatnonzero(keep)
-  if not sizes.size:
-    return {'n/a': 'no labeled-set size to compare: the strategies have not queried yet '
-                   '(or all of them saturated)'}
-  matrix = np.zeros((len(strategies), len(strategies)))
-  for r in sizes:
-    for i in range(len(strategies)):
-      for j in range(i + 1, len(strategies)):
-        t, p = paired_t_test(metric[i, :, r], metric[j, :, r])
-        if p < ALPHA:  # False for nan
-          matrix[(i, j) if t > 0 else (j, i)] += 1 / sizes.size
-  return {'strategies': strategies, 'seeds': seeds, 'num_labeled': labels[sizes].tolist(),
-          **_penalty_scores(matrix)}
-
-
-def _penalty_scores(matrix: np.ndarray) -> dict:
-  return {'matrix': matrix.tolist(), 'column_mean': matrix.mean(axis=0).tolist(),
-          'row_sum': matrix.sum(axis=1).tolist()}
-
-
-def combine_penalties(penalties: Sequence[dict], names: Sequence[str]) -> dict:
-  """The penalty matrix over several settings: the sum of theirs (Ash et al.
-  2020, Fig. 4; an entry is at most the number of settings D).
-
-  Args:
-    penalties: `penalty_matrix` of each setting, with the same strategies.
-    names: the settings' names (their comparison directories), for the result
-      and for errors.
-
-  Returns:
-    ``strategies`` (the first setting's order), ``settings`` (``names``),
-    ``matrix``, ``column_mean``, ``row_sum`` as in `penalty_matrix`.
-
-  Raises:
-    JalError: a setting without a matrix (its reason) or with other strategies.
-  """
-  strategies = None
-  total = None
-  for penalty, name in zip(penalties, names):
-    if 'n/a' in penalty:
-      raise JalError(f'{name}: no penalty matrix to add up ({penalty["n/a"]})')
-    if strategies is None:
-      strategies = penalty['strategies']
-      total = np.zeros((len(strategies), len(strategies)))
-    if sorted(penalty['strategies']) != sorted(strategies):
-      raise JalError(f'{name} compares {", ".join(penalty["strategies"])}, not '
-                     f'{", ".join(strategies)}; settings add up only over the same strategies')
-    order = [penalty['strategies'].index(s) for s in strategies]
-    total += np.asarray(penalty['matrix'])[np.ix_(order, order)]
-  return {'strategies': strategies, 'settings': list(names), **_penalty_scores(total)}
-
-
-def _json_number(x: float) -> float | None:
-  """``x``, or None where it is NaN or infinite (standard JSON has neither)."""
-  return x if math.isfinite(x) else None
-
-
-def beats_random(records: dict[str, dict[int, list[dict]]]) -> dict[str, dict]:
-  """Whether each strategy beats random: a one-sided paired t-test over seeds
-  on the area under the curve (`area_under_curve`), H1: the strategy's AUC
-  exceeds random's on average, at `ALPHA` (`AUC_TEST`).
-
-  A test of jal's, not of Ash et al. or Lüth et al. (who report AUC means
-  and the penalty matrix). Student's t rather than Wilcoxon's signed-rank
-  test: with n seeds the smallest one-sided signed-rank p is 2^-n, 0.125 for
-  3 seeds, so it could never reach 0.05; the t-test can, at the price of
-  assuming roughly normal AUC differences over seeds. Each strategy is paired
-  with random on the seeds both ran, over the rounds both finished.
-
-  Returns:
-    ``{strategy: {...}}`` for every strategy but random: ``test``, ``seeds``,
-    ``auc_difference_mean`` (strategy minus random), ``t`` and ``p`` (both
-    None when every difference is 0; ``t`` None, being infinite, and p = 0
-    when every difference is the same: standard JSON has no infinity) and
-    ``significant``;
-    or ``test`` and ``n/a`` (why) when random is not among the strategies or
-    fewer than 2 seeds are common.
-  """
-  if RANDOM not in records:
-    return {s: {'test': AUC_TEST, 'n/a': 'random is not among the strategies'} for s in records}
-  out = {}
-  for strategy in records:
-    if strategy == RANDOM:
-      continue
-    seeds, labels, metric = paired_curves(records, [strategy, RANDOM])
-    if len(seeds) < 2:
-      out[strategy] = {'test': AUC_TEST, 'n/a': f'needs at least 2 seeds run by both it and '
-                                                f'random (a paired test); has {len(seeds)}'}
-      continue
-    auc = np.array([[area_under_curve(labels, curve) for curve in m] for m in metric])
-    t, p = paired_t_test(auc[0], auc[1], alternative='greater')
-    out[strategy] = {'test': AUC_TEST, 'seeds': seeds,
-                     'auc_difference_mean': float(np.mean(auc[0] - auc[1])),
-                     't': _json_number(t), 'p': _json_number(p), 'significant': bool(p < ALPHA)}
-  return out
-
-
 def _attach_penalty(summary: dict, key: str, penalty: dict) -> None:
   """Each strategy's row of ``penalty`` into ``summary[strategy][key]``."""
   for strategy in summary:
@@ -537,7 +268,7 @@ def _attach_penalty(summary: dict, key: str, penalty: dict) -> None:
       continue
     names = penalty['strategies']
     i = names.index(strategy)
-    entry = {'test': PENALTY_TEST, 'alpha': ALPHA,
+    entry = {'test': significance.PENALTY_TEST, 'alpha': significance.ALPHA,
              'beats': {other: penalty['matrix'][i][j] for j, other in enumerate(names) if j != i},
              'wins': penalty['row_sum'][i], 'penalty': penalty['column_mean'][i]}
     entry.update({k: penalty[k] for k in ('num_labeled', 'seeds', 'settings') if k in penalty})
@@ -561,8 +292,8 @@ def _beats_random_cell(entry: dict | None) -> str:
 
 
 def penalty_table(penalty: dict) -> str:
-  """A Markdown table of `penalty_matrix` or `combine_penalties`: row i beats column j,
-  with each row's sum (wins) and each column's mean (penalty, lower is better)."""
+  """A Markdown table of `jal.significance.penalty_matrix` or `combine_penalties`: row i beats
+  column j, with each row's sum (wins) and each column's mean (penalty, lower is better)."""
   if 'n/a' in penalty:
     return f"n/a: {penalty['n/a']}\n"
   names = penalty['strategies']
@@ -591,8 +322,9 @@ def _penalty_text(penalty: dict, over_settings: bool) -> str:
     return title + penalty_table(penalty)
   sizes = penalty['num_labeled']
   about = (f"Row i, column j: the fraction of the {len(sizes)} labeled-set sizes "
-           f"({', '.join(f'{n:,}' for n in sizes)}) at which i beat j by a {PENALTY_TEST} "
-           f"({len(penalty['seeds'])} seeds, α = {ALPHA}); Ash et al. (2020), Sec. 5. "
+           f"({', '.join(f'{n:,}' for n in sizes)}) at which i beat j by a "
+           f"{significance.PENALTY_TEST} ({len(penalty['seeds'])} seeds, "
+           f"α = {significance.ALPHA}); Ash et al. (2020), Sec. 5. "
            'Wins: the row sum; penalty: the column mean over all rows, the average penalty a '
            'strategy receives (lower is better).\n\n')
   return title + about + penalty_table(penalty)
@@ -649,7 +381,7 @@ def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int],
   """Summarises the runs found in ``workdir``; writes ``summary.json``,
   ``summary.md``, ``accuracy.png`` (mean lines and std bands),
   ``class_counts.png`` (what each strategy queried, by true class) and
-  ``penalty_matrix.png`` (`penalty_matrix`, or the sum over settings).
+  ``penalty_matrix.png`` (`jal.significance.penalty_matrix`, or the sum over settings).
 
   Args:
     workdir: the comparison's directory.
@@ -657,14 +389,14 @@ def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int],
     seeds: its seeds.
     settings: other comparisons' directories (other datasets, pool sizes,
       budgets; the same strategies and seeds), whose penalty matrices add to
-      this one's (`combine_penalties`).
-    saturation: Ash et al.'s cut for the penalty matrices (`penalty_matrix`).
+      this one's (`jal.significance.combine_penalties`).
+    saturation: Ash et al.'s cut for the penalty matrices (`jal.significance.penalty_matrix`).
 
   Returns:
     The summary (see `summarize`), each strategy's entry with ``penalty``
     (its row of the penalty matrix: ``beats`` {other: P[i, j]}, ``wins``,
     ``penalty``, the sizes and seeds compared, or ``n/a``), ``beats_random``
-    (`beats_random`; not for random itself) and, with ``settings``,
+    (`jal.significance.beats_random`; not for random itself) and, with ``settings``,
     ``penalty_settings`` (the same over every setting).
 
   Raises:
@@ -678,18 +410,18 @@ def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int],
     raise JalError(f'{workdir} holds no finished round of {", ".join(strategies)} for seeds '
                    f'{", ".join(map(str, seeds))}; run the comparison first')
   summary = summarize(records)
-  penalty = penalty_matrix(records, saturation)
+  penalty = significance.penalty_matrix(records, saturation)
   _attach_penalty(summary, 'penalty', penalty)
-  for strategy, entry in beats_random(records).items():
+  for strategy, entry in significance.beats_random(records).items():
     summary[strategy]['beats_random'] = entry
   combined = None
   if settings:
     names = [workdir, *settings]
-    each = [penalty] + [penalty_matrix(_setting_records(d, strategies, seeds), saturation)
-                        for d in settings]
+    each = [penalty] + [significance.penalty_matrix(_setting_records(d, strategies, seeds),
+                                                    saturation) for d in settings]
     reasons = [f'{n}: {p["n/a"]}' for n, p in zip(names, each) if 'n/a' in p]
     combined = ({'n/a': '; '.join(reasons), 'settings': names} if reasons
-                else combine_penalties(each, names))
+                else significance.combine_penalties(each, names))
     _attach_penalty(summary, 'penalty_settings', combined)
   first = next(iter(next(iter(records.values())).values()))[0]
   title = f"{first['dataset']}: {len(seeds)} seeds"
@@ -700,9 +432,10 @@ def write_summary(workdir: str, strategies: Sequence[str], seeds: Sequence[int],
     f.write(f'# {title}\n\n{name[0].upper()}{name[1:]} (%), mean ± std over seeds; AUC: area '
             f'under the {name}-vs-labels curve over its range.\n\n' + summary_table(summary))
     if any('beats_random' in s for s in summary.values()):
-      f.write(f'\nBeats random: {AUC_TEST}, α = {ALPHA}; in brackets p and the mean AUC '
-              "difference to random in points. Student's t, not Wilcoxon's signed-rank test: "
-              'with n seeds the smallest one-sided signed-rank p is 2^-n (0.125 for 3 seeds), '
+      f.write(f'\nBeats random: {significance.AUC_TEST}, α = {significance.ALPHA}; in brackets '
+              "p and the mean AUC difference to random in points. Student's t, not Wilcoxon's "
+              'signed-rank test: with n seeds the smallest one-sided signed-rank p is 2^-n '
+              '(0.125 for 3 seeds), '
               'so it could not reach 0.05; the t-test assumes roughly normal AUC differences '
               'over seeds.\n')
     f.write('\n' + _penalty_text(penalty, over_settings=False))

@@ -222,7 +222,7 @@ def plot_penalty_matrix(strategies: list[str], matrix: list[list[float]],
 
   Args:
     strategies: the S names, in the matrix's order.
-    matrix: ``P`` ``[S, S]``: row i beat column j (`jal.comparison.penalty_matrix`).
+    matrix: ``P`` ``[S, S]``: row i beat column j (`jal.significance.penalty_matrix`).
     column_mean: ``[S]``, the average penalty each strategy receives.
     path: the PNG to write.
     title: the figure's title.

@@ -17,6 +17,8 @@ from PIL import Image
 from conftest import tiny_config
 from jal import initial_pools, rng, train
 from jal.models import ClassifierHead, LossPredictionHead, MultiHeadNet, RotationHead, get_backbone
+from jal.pool import Pool
+from jal.strategies import base
 
 
 # -------------------------------------------------------------------- NumPy references
@@ -126,6 +128,31 @@ def dropout_net(last_layer=False):
 def loss_prediction_net():
   return MultiHeadNet(get_backbone('small_cnn', width=4),
                       {'classifier': ClassifierHead(3), 'loss_prediction': LossPredictionHead(8)})
+
+
+# ------------------------------------------------------------- strategies on fixed tables
+
+
+class TableTask:
+  """A stand-in task model whose network outputs are fixed float32 tables, one row per pool
+  index (``TableTask(classifier=logits, features=features)``): ``predict`` applies ``fn`` to
+  the rows of ``indices`` as `jal.strategies.base.TaskModel.predict` applies it to the network's outputs.
+  A float32 table is kept by reference, so a test may change a row afterwards."""
+
+  def __init__(self, **outputs):
+    self.outputs = {name: np.asarray(table, np.float32) for name, table in outputs.items()}
+
+  def predict(self, images, indices, fn, on_device=False):
+    out = fn({name: jnp.asarray(table[indices]) for name, table in self.outputs.items()})
+    return out if on_device else jax.tree.map(np.asarray, out)
+
+
+def table_context(config, data, task, candidates, labeled, num_train, round_=0, mesh=None):
+  """A round's `RoundContext` over ``task``'s tables: ``labeled`` answered with class 0."""
+  labeled = np.asarray(labeled, np.int64)
+  pool = Pool(num_train=num_train, labeled=labeled, oracle_labels=np.zeros(labeled.size, np.int32))
+  return base.RoundContext(config=config, data=data, round=round_, pool=pool, images=None,
+                           labels=None, candidates=np.asarray(candidates), task=task, mesh=mesh)
 
 
 # ------------------------------------------------------------------------- image files

@@ -54,15 +54,6 @@ def test_summary_mean_std_and_auc_match_numpy():
   assert '| `a` | 3 |' in table and table.count('\n') == 4
 
 
-def test_area_under_curve_by_hand():
-  assert comparison.area_under_curve([0, 10], [0.2, 0.4]) == pytest.approx(0.3)
-  assert comparison.area_under_curve([0, 10, 30], [0.0, 0.6, 0.6]) == pytest.approx(
-      (3 + 12) / 30)
-  assert comparison.area_under_curve([5], [0.7]) == 0.7
-  with pytest.raises(ValueError, match='must increase'):
-    comparison.area_under_curve([10, 10], [0.1, 0.2])
-
-
 def test_single_seed_has_zero_std():
   records = {'a': {0: _fixture_records()['a'][0]}}
   s = comparison.summarize(records)['a']

@@ -10,30 +10,16 @@ import dataclasses
 import types
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from conftest import build_strategy, tiny_config
-from helpers import softmax
+from helpers import TableTask, softmax, table_context
 from jal import checkpoint, experiment, sharding
 from jal.acquisition import badge as badge_lib
 from jal.errors import JalError
 from jal.models import CosineClassifier, MultiHeadNet
-from jal.pool import Pool
-from jal.strategies import badge, base
-
-
-class _TableTask:
-  """A stand-in task model whose logits and penultimate features are fixed tables."""
-
-  def __init__(self, logits, features):
-    self.logits, self.features = logits, features
-
-  def predict(self, images, indices, fn, on_device=False):
-    out = fn({'classifier': jnp.asarray(self.logits[indices]),
-              'features': jnp.asarray(self.features[indices])})
-    return out if on_device else jax.tree.map(np.asarray, out)
+from jal.strategies import badge
 
 
 def _expected(logits, features, candidates, k, key):
@@ -54,11 +40,8 @@ def test_strategy_queries_the_seeding_picks_among_candidates():
   config = tiny_config('badge')
   mesh = sharding.make_mesh()
   strategy, dataset = build_strategy(config, mesh=mesh)
-  pool = Pool(num_train=100, labeled=labeled.astype(np.int64),
-              oracle_labels=np.zeros(10, np.int32))
-  ctx = base.RoundContext(config=config, data=dataset.pool_data(), round=0, pool=pool, images=None,
-                          labels=None, candidates=candidates, task=_TableTask(logits, features),
-                          mesh=mesh)
+  task = TableTask(classifier=logits, features=features)
+  ctx = table_context(config, dataset.pool_data(), task, candidates, labeled, 100, mesh=mesh)
   query = strategy.query(ctx, 15)
   expected, norms = _expected(logits, features, candidates, 15, ctx.key('badge'))
   assert query.dtype == np.int64

@@ -7,28 +7,15 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from conftest import build_strategy, tiny_config
-from helpers import MIN_RELATIVE_GAP, reference_k_center_greedy
+from helpers import MIN_RELATIVE_GAP, TableTask, reference_k_center_greedy, table_context
 from jal import checkpoint, experiment, sharding
 from jal.errors import JalError
 from jal.pool import Pool
 from jal.acquisition import coreset
-from jal.strategies import base
-
-
-class _FeatureTask:
-  """A stand-in task model whose penultimate features are a fixed table."""
-
-  def __init__(self, features):
-    self.features = features
-
-  def predict(self, images, indices, fn, on_device=False):
-    out = fn({'features': jnp.asarray(self.features[indices])})
-    return out if on_device else np.asarray(out)
 
 
 def test_strategy_queries_the_reference_picks_among_candidates():
@@ -39,11 +26,8 @@ def test_strategy_queries_the_reference_picks_among_candidates():
   config = tiny_config('coreset')
   mesh = sharding.make_mesh()
   strategy, dataset = build_strategy(config, mesh=mesh)
-  pool = Pool(num_train=100, labeled=labeled.astype(np.int64),
-              oracle_labels=np.zeros(10, np.int32))
-  ctx = base.RoundContext(config=config, data=dataset.pool_data(), round=0, pool=pool, images=None,
-                          labels=None, candidates=candidates, task=_FeatureTask(features),
-                          mesh=mesh)
+  ctx = table_context(config, dataset.pool_data(), TableTask(features=features), candidates,
+                      labeled, 100, mesh=mesh)
   query = strategy.query(ctx, 15)
   expected, gap = reference_k_center_greedy(features[candidates], features[labeled], 15)
   assert gap > MIN_RELATIVE_GAP

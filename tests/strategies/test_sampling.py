@@ -6,34 +6,20 @@ strategies that do not rank by one score refuse sampling in one line."""
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from conftest import build_strategy, tiny_config
+from helpers import TableTask, table_context
 from jal import selection, strategies
 from jal.errors import JalError
-from jal.pool import Pool
-from jal.strategies import base
-
-
-class _LogitTask:
-  """A stand-in task model whose classifier outputs fixed logits per index."""
-
-  def __init__(self, logits):
-    self.logits = np.asarray(logits, np.float32)
-
-  def predict(self, images, indices, fn):
-    return np.asarray(fn({'classifier': jnp.asarray(self.logits[indices])}))
 
 
 def _ctx(config, data, logits, round_=0):
+  """Round ``round_`` with every row of ``logits`` a candidate (one more example labeled)."""
   n = logits.shape[0]
-  pool = Pool(num_train=n + 1, labeled=np.array([n], np.int64),
-              oracle_labels=np.zeros(1, np.int32))
-  return base.RoundContext(config=config, data=data, round=round_, pool=pool, images=None,
-                           labels=None, candidates=np.arange(n), task=_LogitTask(logits),
-                           mesh=None)
+  return table_context(config, data, TableTask(classifier=logits), np.arange(n), [n], n + 1,
+                       round_)
 
 
 def _reference_distribution(scores, mode, beta):

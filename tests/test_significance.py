@@ -1,8 +1,9 @@
-"""Tests of jal.comparison's paired tests over seeds: the pairwise penalty matrix (Ash et al. 2020,
-Sec. 5) and the one-sided paired t-test of each strategy's AUC against random, on a fixture of
+"""Tests of jal.significance, the paired tests over seeds: the pairwise penalty matrix (Ash et
+al. 2020, Sec. 5) and the one-sided paired t-test of each strategy's AUC against random, on a fixture of
 3 strategies x 3 seeds x 3 rounds whose t statistics and p-values are computed here from the
 definitions (the t distribution with 2 degrees of freedom has a closed-form CDF); the sum over
-settings; the refusals; and the summary files and the command line that show them."""
+settings; the normalised area under the curve by hand; the refusals; and the summary files and the
+command line of jal.compare that show them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import os
 import numpy as np
 import pytest
 
-from jal import cli, compare, comparison, results, workdir as workdir_lib
+from jal import cli, compare, comparison, results, significance, workdir as workdir_lib
 from jal.errors import JalError
 
 LABELS = [100, 150, 200]
@@ -72,7 +73,7 @@ def test_the_fixtures_tests_by_hand():
 
 def test_penalty_matrix_against_the_definition():
   curves = {'a': A, 'b': B, 'c': C}
-  penalty = comparison.penalty_matrix(_records(curves))
+  penalty = significance.penalty_matrix(_records(curves))
   assert penalty['strategies'] == ['a', 'b', 'c'] and penalty['seeds'] == [0, 1, 2]
   # Round 0 (the shared initial pool, identical everywhere) is no comparison: L = 2.
   assert penalty['num_labeled'] == [150, 200]
@@ -88,7 +89,7 @@ def test_rounds_that_differ_count_even_when_no_test_is_significant():
   shifted = C.copy()
   shifted[:, 0] += np.array([0.01, -0.02, 0.005])
   curves = {'a': A, 'b': B, 'c': shifted}
-  penalty = comparison.penalty_matrix(_records(curves))
+  penalty = significance.penalty_matrix(_records(curves))
   assert penalty['num_labeled'] == LABELS
   np.testing.assert_allclose(penalty['matrix'], _reference_penalty(curves, [0, 1, 2]),
                              atol=1e-12)
@@ -98,32 +99,32 @@ def test_rounds_that_differ_count_even_when_no_test_is_significant():
 def test_equal_nonzero_differences_are_significant_and_zero_differences_are_not():
   """A strategy ahead by the same amount on every seed: t = inf, p = 0 (scipy), as the
   authors' code counts it. Identical results: no test, no penalty."""
-  assert comparison.paired_t_test([0.5, 0.625, 0.75], [0.25, 0.375, 0.5]) == (math.inf, 0.0)
-  t, p = comparison.paired_t_test([0.5, 0.6], [0.5, 0.6])
+  assert significance.paired_t_test([0.5, 0.625, 0.75], [0.25, 0.375, 0.5]) == (math.inf, 0.0)
+  t, p = significance.paired_t_test([0.5, 0.6], [0.5, 0.6])
   assert math.isnan(t) and math.isnan(p)
   ahead = A + np.array([0, 0.125, 0.125])
-  penalty = comparison.penalty_matrix(_records({'a': A, 'd': ahead}))
+  penalty = significance.penalty_matrix(_records({'a': A, 'd': ahead}))
   np.testing.assert_allclose(penalty['matrix'], [[0, 0], [1, 0]])
 
 
 def test_saturation_cuts_where_random_reaches_the_fraction_of_its_final_mean():
   """Ash et al.: sizes before random's mean exceeds 0.99 of its last (0.50, 0.60, 0.70)."""
   curves = {'random': A, 'b': B, 'c': C}
-  penalty = comparison.penalty_matrix(_records(curves), saturation=0.99)
+  penalty = significance.penalty_matrix(_records(curves), saturation=0.99)
   assert penalty['num_labeled'] == [150]
   np.testing.assert_allclose(penalty['matrix'], _reference_penalty(curves, [1]), atol=1e-12)
   assert np.array(penalty['matrix'])[1, 0] == 1.0
   # At 0.8 random is saturated from round 1 on: only the identical round 0 is left.
-  assert 'n/a' in comparison.penalty_matrix(_records(curves), saturation=0.8)
+  assert 'n/a' in significance.penalty_matrix(_records(curves), saturation=0.8)
   with pytest.raises(JalError, match='random is not among'):
-    comparison.penalty_matrix(_records({'a': A, 'b': B}), saturation=0.99)
+    significance.penalty_matrix(_records({'a': A, 'b': B}), saturation=0.99)
   with pytest.raises(JalError, match=r'must be in \(0, 1\]'):
-    comparison.penalty_matrix(_records(curves), saturation=1.5)
+    significance.penalty_matrix(_records(curves), saturation=1.5)
 
 
 def test_beats_random_is_a_one_sided_paired_t_test_on_auc():
   records = _records({'random': A, 'b': B, 'c': C})
-  verdicts = comparison.beats_random(records)
+  verdicts = significance.beats_random(records)
   assert set(verdicts) == {'b', 'c'}
   x = np.array(LABELS, float)
   auc = {name: np.array([np.trapezoid(curve[k], x) / 100 for k in range(3)])
@@ -135,34 +136,43 @@ def test_beats_random_is_a_one_sided_paired_t_test_on_auc():
     assert v['t'] == pytest.approx(t) and v['p'] == pytest.approx(p)
     assert v['auc_difference_mean'] == pytest.approx(d.mean())
     assert v['significant'] is significant and v['seeds'] == [0, 1, 2]
-    assert v['test'] == comparison.AUC_TEST
+    assert v['test'] == significance.AUC_TEST
   assert verdicts['b']['p'] == pytest.approx(0.0085, abs=2e-4)
 
 
 def test_refusals():
   one_seed = {name: {0: rows[0]} for name, rows in _records({'random': A, 'b': B}).items()}
-  assert 'at least 2 seeds' in comparison.beats_random(one_seed)['b']['n/a']
-  assert 'at least 2 seeds' in comparison.penalty_matrix(one_seed)['n/a']
-  no_random = comparison.beats_random(_records({'a': A, 'b': B}))
+  assert 'at least 2 seeds' in significance.beats_random(one_seed)['b']['n/a']
+  assert 'at least 2 seeds' in significance.penalty_matrix(one_seed)['n/a']
+  no_random = significance.beats_random(_records({'a': A, 'b': B}))
   assert no_random['a']['n/a'] == no_random['b']['n/a'] == 'random is not among the strategies'
-  assert 'two strategies' in comparison.penalty_matrix(_records({'a': A}))['n/a']
+  assert 'two strategies' in significance.penalty_matrix(_records({'a': A}))['n/a']
   other_budget = _records({'a': A})
   other_budget.update(_records({'b': B}, labels=[100, 160, 220]))
   with pytest.raises(JalError, match='different numbers per round'):
-    comparison.penalty_matrix(other_budget)
+    significance.penalty_matrix(other_budget)
 
 
 def test_settings_add_up():
-  first = comparison.penalty_matrix(_records({'a': A, 'b': B, 'c': C}))
+  first = significance.penalty_matrix(_records({'a': A, 'b': B, 'c': C}))
   # A second setting, its strategies in another order: c beats b everywhere.
-  second = comparison.penalty_matrix(_records({'c': B, 'a': A, 'b': C}))
-  total = comparison.combine_penalties([first, second], ['s1', 's2'])
+  second = significance.penalty_matrix(_records({'c': B, 'a': A, 'b': C}))
+  total = significance.combine_penalties([first, second], ['s1', 's2'])
   assert total['strategies'] == ['a', 'b', 'c'] and total['settings'] == ['s1', 's2']
   np.testing.assert_allclose(total['matrix'], [[0, 0.5, 0.5], [0.5, 0, 0], [0.5, 0, 0]])
   np.testing.assert_allclose(total['column_mean'], np.array(total['matrix']).mean(0))
   with pytest.raises(JalError, match='same strategies'):
-    comparison.combine_penalties(
-        [first, comparison.penalty_matrix(_records({'a': A, 'b': B}))], ['s1', 's2'])
+    significance.combine_penalties(
+        [first, significance.penalty_matrix(_records({'a': A, 'b': B}))], ['s1', 's2'])
+
+
+def test_area_under_curve_by_hand():
+  assert significance.area_under_curve([0, 10], [0.2, 0.4]) == pytest.approx(0.3)
+  assert significance.area_under_curve([0, 10, 30], [0.0, 0.6, 0.6]) == pytest.approx(
+      (3 + 12) / 30)
+  assert significance.area_under_curve([5], [0.7]) == 0.7
+  with pytest.raises(ValueError, match='must increase'):
+    significance.area_under_curve([10, 10], [0.1, 0.2])
 
 
 def _write_comparison(path: str, curves: dict[str, np.ndarray]) -> None:

@@ -221,11 +221,16 @@ class Strategy:
     self.trainer = Trainer(spec.model, spec.loss, config.train, data.spec, mesh,
                            freeze_after=spec.freeze_after, views=spec.views)
 
+  @property
+  def section(self) -> str:
+    """``'config.strategy.<module>'``: where this strategy's settings are, for error lines (a
+    subclass in another module, BatchBALD of MC dropout, names its own section)."""
+    return f"config.strategy.{type(self).__module__.rsplit('.', 1)[-1]}"
+
   def check_choice(self, key: str, choices) -> None:
     """Refuses ``settings[key]`` outside ``choices`` with one line naming
     ``config.strategy.<module>.<key>`` (`jal.errors.check_choice`)."""
-    family = type(self).__module__.rsplit('.', 1)[-1]
-    check_choice(self.settings[key], choices, f'config.strategy.{family}.{key}')
+    check_choice(self.settings[key], choices, f'{self.section}.{key}')
 
   def _sampling(self) -> tuple[str, float]:
     """``(config.strategy.sampling, sampling_beta)``, or the sampling an alias fixes

@@ -107,7 +107,7 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def resolve_placement(settings: ml_collections.ConfigDict, backbone: str,
-                      segmentation: bool) -> str:
+                      segmentation: bool, section: str = 'config.strategy.mc_dropout') -> str:
   """The placement ``settings.dropout`` resolves to on ``backbone``: ``'network'``,
   ``'backbone'`` or ``'last_layer'`` (``'auto'``: see the module docstring).
 
@@ -115,6 +115,7 @@ def resolve_placement(settings: ml_collections.ConfigDict, backbone: str,
     settings: the strategy's section (``dropout``, and ``last_layer`` unset).
     backbone: ``config.model.name``.
     segmentation: whether the task is segmentation (no ``'last_layer'``).
+    section: where ``settings`` are, for the errors (BatchBALD's differ).
 
   Raises:
     JalError: ``dropout`` is not one of `PLACEMENTS`, ``'network'`` on a
@@ -122,25 +123,25 @@ def resolve_placement(settings: ml_collections.ConfigDict, backbone: str,
       ``'last_layer'`` on segmentation.
   """
   if settings.get('last_layer') is not None:
-    raise JalError('config.strategy.mc_dropout.last_layer was replaced by config.strategy.'
-                   'mc_dropout.dropout: use --config.strategy.mc_dropout.dropout=last_layer '
-                   'for last_layer=True, =backbone for last_layer=False (the old default)')
+    raise JalError(f'{section}.last_layer was replaced by {section}.dropout: use '
+                   f'--{section}.dropout=last_layer for last_layer=True, =backbone for '
+                   'last_layer=False (the old default)')
   choice = settings.dropout
   if choice not in PLACEMENTS:
-    raise JalError(f'config.strategy.mc_dropout.dropout={choice!r} is not a placement; use '
+    raise JalError(f'{section}.dropout={choice!r} is not a placement; use '
                    f'one of {", ".join(PLACEMENTS)}')
   own = backbone in BACKBONES and BACKBONES[backbone].own_dropout
   if choice == 'auto':
     choice = 'network' if own else 'backbone' if segmentation else 'last_layer'
   if choice == 'network' and not own:
     with_own = sorted(name for name, cls in BACKBONES.items() if cls.own_dropout)
-    raise JalError(f"config.strategy.mc_dropout.dropout='network': backbone {backbone!r} has no "
+    raise JalError(f"{section}.dropout='network': backbone {backbone!r} has no "
                    f'dropout of its own (those with: {", ".join(with_own)}); use last_layer '
                    'or backbone')
   if choice == 'last_layer' and segmentation:
     raise JalError('the last-layer placement samples dropout on the pooled features, which a '
-                   "per-pixel head does not read; use config.strategy.mc_dropout.dropout="
-                   "backbone (or auto) on segmentation")
+                   f"per-pixel head does not read; use {section}.dropout=backbone (or auto) "
+                   'on segmentation')
   return choice
 
 
@@ -214,7 +215,7 @@ class Strategy(base.Strategy):
     cfg = self.settings
     self.check_choice('score', SCORES)
     sharding.check_batch_size(cfg.mc_batch_size, self.mesh,
-                              'config.strategy.mc_dropout.mc_batch_size')
+                              f'{self.section}.mc_batch_size')
     model, spec = self.trainer.model, self.data.spec
     compile_chunks = lambda sample_fn, score_fn, reduce_fn: jax.jit(functools.partial(
         _score_chunk, model, spec.mean, spec.std, cfg.num_mc_samples, sample_fn, score_fn,
@@ -234,7 +235,7 @@ class Strategy(base.Strategy):
     """
     try:
       return resolve_placement(self.settings, self.config.model.name,
-                               self.task.kind == 'segmentation')
+                               self.task.kind == 'segmentation', self.section)
     except JalError as e:
       raise JalError(f'{self.config.strategy.name}: {e}') from None
 
@@ -246,7 +247,7 @@ class Strategy(base.Strategy):
   def task_spec(self) -> base.TaskSpec:
     cfg = self.settings
     if not 0.0 < cfg.dropout_rate < 1.0 or cfg.num_mc_samples < 2 or cfg.mc_batch_size < 1:
-      raise JalError(f'{self.config.strategy.name}: config.strategy.mc_dropout.dropout_rate='
+      raise JalError(f'{self.config.strategy.name}: {self.section}.dropout_rate='
                      f'{cfg.dropout_rate} must be in (0, 1), num_mc_samples='
                      f'{cfg.num_mc_samples} at least 2 and mc_batch_size={cfg.mc_batch_size} '
                      'at least 1')

@@ -67,3 +67,8 @@ def test_bad_settings_and_segmentation_are_refused_in_one_line():
   with pytest.raises(JalError, match='max_configurations=2 must be at least num_mc_samples=4'):
     build_strategy(tiny_config('batchbald', **{**SETTINGS,
                                                'strategy.batchbald.max_configurations': 2}))
+  # The settings it shares with MC dropout are refused under its own section's name.
+  with pytest.raises(JalError, match=r"config\.strategy\.batchbald\.dropout='sideways' is not"):
+    build_strategy(tiny_config('batchbald', **{**SETTINGS, 'strategy.batchbald.dropout': 'sideways'}))
+  with pytest.raises(JalError, match=r'config\.strategy\.batchbald\.dropout_rate=1\.5 must'):
+    build_strategy(tiny_config('batchbald', **{**SETTINGS, 'strategy.batchbald.dropout_rate': 1.5}))

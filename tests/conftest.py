@@ -98,6 +98,16 @@ def _quiet(monkeypatch, tmp_path_factory):
   monkeypatch.setenv('JAL_CACHE_DIR', str(tmp_path_factory.mktemp('cache')))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_trained_networks(monkeypatch):
+  """Each test starts with no self-supervised network remembered in the process
+  (`jal.initial_pools._TRAINED`), so what a test patches or counts does not
+  depend on the tests that ran before it in the same worker."""
+  import collections
+  from jal import initial_pools
+  monkeypatch.setattr(initial_pools, '_TRAINED', collections.OrderedDict())
+
+
 def settle_after_kill() -> None:
   """Lets orbax's background threads finish after an in-process kill.
 

@@ -69,6 +69,10 @@ is the same in every run, strategy and resumption of a trial.
 
 from __future__ import annotations
 
+import collections
+import hashlib
+import json
+
 import jax
 import ml_collections
 import numpy as np
@@ -206,18 +210,59 @@ def random_pool(eligible: np.ndarray, size: int, rng_: np.random.Generator) -> n
   return np.sort(rng_.choice(eligible, size, replace=False)).astype(np.int64)
 
 
+# Self-supervised networks' outputs in this process, by everything they depend on
+# (`_trained_key`): a run whose initial pool and queries both read a network
+# (TypiClust for both), or a comparison's arms of one seed, train it once. The
+# newest `MAX_TRAINED` are kept: each holds its [N, D] features (CIFAR-10 at
+# D = 512: 102 MB).
+_TRAINED: collections.OrderedDict[str, tuple] = collections.OrderedDict()
+MAX_TRAINED = 4
+# The keys of ``config.initial_pool`` each network reads (`_train_self_supervised`).
+_NETWORK_SETTINGS = {'rotation': ('ssl_model', 'ssl_train'), 'vae': ('vae', 'vae_train', 'beta'),
+                     'simclr': ('ssl_model', 'simclr', 'simclr_train')}
+
+
+def _trained_key(network: str, cfg, batch_size: int, data: PoolData, mesh, key) -> str:
+  """What a network's outputs depend on: the network, the settings it reads, the feature
+  pass's batch size, the key, the devices and the images."""
+  settings = {name: cfg[name].to_dict() if hasattr(cfg[name], 'to_dict') else cfg[name]
+              for name in _NETWORK_SETTINGS[network]}
+  images = np.ascontiguousarray(data.images)
+  return json.dumps({
+      'network': network, 'settings': settings, 'batch_size': batch_size,
+      'key': jax.random.key_data(key).tobytes().hex(), 'spec': repr(data.spec),
+      'devices': None if mesh is None else [int(d) for d in mesh.devices.shape],
+      'processes': jax.process_count(),
+      'images': [list(images.shape), hashlib.sha256(images).hexdigest()]},
+      sort_keys=True, default=str)
+
+
 def _self_supervised(kind: str, config, data, mesh, key) -> tuple[np.ndarray, np.ndarray]:
   """``(losses [N], features [N, D])`` of the rotation network or of the VAE; ``(None,
-  features)`` of the SimCLR network."""
+  features)`` of the SimCLR network: trained, or remembered from an identical
+  training earlier in this process (`_TRAINED`), as NumPy copies."""
   cfg = _complete(config.initial_pool)
   batch_size = config.get('eval_batch_size', 500)
-  if kind == 'simclr':
+  network = 'rotation' if kind == 'pretext_loss' else 'vae' if kind == 'vae_loss' else kind
+  memo = _trained_key(network, cfg, batch_size, data, mesh, key)
+  if memo not in _TRAINED:
+    _TRAINED[memo] = tuple(None if out is None else np.asarray(out) for out in
+                           _train_self_supervised(network, cfg, batch_size, data, mesh, key))
+    while len(_TRAINED) > MAX_TRAINED:
+      _TRAINED.popitem(last=False)
+  _TRAINED.move_to_end(memo)
+  return tuple(None if out is None else out.copy() for out in _TRAINED[memo])
+
+
+def _train_self_supervised(network: str, cfg, batch_size: int, data, mesh, key):
+  """`_self_supervised`'s training: ``network`` is ``'rotation'``, ``'vae'`` or ``'simclr'``."""
+  if network == 'simclr':
     return None, simclr_features(data, mesh, model_config=cfg.ssl_model,
                                  train_config=cfg.simclr_train,
                                  temperature=cfg.simclr.temperature,
                                  projection_dim=cfg.simclr.projection_dim,
                                  key=jax.random.fold_in(key, 2), batch_size=batch_size)
-  if kind in ('pretext_loss', 'rotation'):
+  if network == 'rotation':
     return rotation_losses(data, mesh, model_config=cfg.ssl_model, train_config=cfg.ssl_train,
                            key=jax.random.fold_in(key, 0), batch_size=batch_size)
   return vae_losses(data, mesh, vae_config=cfg.vae, train_config=cfg.vae_train, beta=cfg.beta,
@@ -233,7 +278,8 @@ def self_supervised_features(config: ml_collections.ConfigDict, data: PoolData,
   settings (``'rotation'``: ``ssl_model``, ``ssl_train``; ``'vae'``: ``vae``,
   ``vae_train``, ``beta``; ``'simclr'``: ``ssl_model``, ``simclr``,
   ``simclr_train``) and, by default, the same key (from ``config.seed``):
-  the same network as the initial pool's, trained anew. TypiClust and
+  the same network as the initial pool's, trained once per process (an
+  identical training earlier in the process is reused). TypiClust and
   ProbCover query on these.
 
   Raises:

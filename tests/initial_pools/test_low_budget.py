@@ -1,8 +1,9 @@
 """Tests of the SimCLR network of jal.initial_pools.self_supervised (Chen et al. 2020) and of the
 TypiClust and ProbCover initial pools, on 16x16 digits with a width-4 network and one epoch: the
 SimCLR features are deterministic, finite, compiled once and the pooled backbone output; each
-pool gives distinct eligible indices deterministically; bad settings fail before any training.
-The network is trained once per key and reused (the trained_once fixture)."""
+pool gives distinct eligible indices deterministically; bad settings fail before any training;
+a process trains a network once for its initial pool and its queries, and again for anything the
+network depends on. The network is trained once per key and reused (the trained_once fixture)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from helpers import (EXCLUDED, SIZE, REAL_SCORERS as _REAL, initial_pool_config as _config,
                      recorded as _recorded, select_pool as _select)
 from jal import initial_pools
+from jal.data import PoolData
 from jal.errors import JalError
 
 
@@ -56,3 +58,45 @@ def test_bad_low_budget_settings_fail_before_any_training(setup, name, key, valu
   config.strategy[name][key] = value
   with pytest.raises(JalError, match=match):
     _select(config, dataset, mesh, SIZE)
+
+
+def test_a_process_trains_a_network_once_for_the_pool_and_the_queries(setup, monkeypatch):
+  """`initial_pools._TRAINED`: the same training is reused; a change to what the network reads
+  trains again; the newest MAX_TRAINED are kept; callers get copies."""
+  dataset, mesh = setup
+  calls = []
+
+  def fake_simclr(data, mesh, *, key, **kwargs):  # features that say which call made them
+    calls.append(key)
+    rng = np.random.default_rng(len(calls))
+    return rng.normal(size=(data.num_train, 4)).astype(np.float32)
+
+  monkeypatch.setattr(initial_pools, 'simclr_features', fake_simclr)
+  config = _config('typiclust')
+  data = dataset.pool_data()
+  features = lambda c, d=data: initial_pools.self_supervised_features(c, d, mesh, 'simclr')
+  _select(config, dataset, mesh, SIZE)
+  first = features(config)
+  assert len(calls) == 1  # the queries read the initial pool's network
+  first[0, 0] = np.nan  # a copy: the remembered features are not changed
+  assert np.isfinite(features(config)).all() and len(calls) == 1
+  config.initial_pool.size = SIZE + 1  # not read by the network
+  features(config)
+  assert len(calls) == 1
+  config.initial_pool.simclr.temperature = 0.25  # read by it
+  features(config)
+  assert len(calls) == 2
+  flipped = PoolData(data.name, data.images[:, ::-1].copy(), data.class_names, data.spec)
+  features(config, flipped)
+  assert len(calls) == 3
+  # Kept now: the first (size is not read), the 0.25 one and the flipped one; then the oldest
+  # two make way for MAX_TRAINED - 1 seeds.
+  for seed in range(1, initial_pools.MAX_TRAINED):
+    config.seed = seed
+    features(config)
+  assert len(calls) == 2 + initial_pools.MAX_TRAINED
+  config.seed = 0
+  features(config, flipped)  # among the newest: kept
+  assert len(calls) == 2 + initial_pools.MAX_TRAINED
+  features(config)  # the 0.25 one: evicted, trained again
+  assert len(calls) == 3 + initial_pools.MAX_TRAINED

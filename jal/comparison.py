@@ -271,6 +271,9 @@ def _attach_penalty(summary: dict, key: str, penalty: dict) -> None:
     entry = {'test': significance.PENALTY_TEST, 'alpha': significance.ALPHA,
              'beats': {other: penalty['matrix'][i][j] for j, other in enumerate(names) if j != i},
              'wins': penalty['row_sum'][i], 'penalty': penalty['column_mean'][i]}
+    if 'pair_sizes' in penalty:  # one setting: how many sizes each fraction is out of
+      entry['sizes_compared'] = {other: penalty['pair_sizes'][i][j]
+                                 for j, other in enumerate(names) if j != i}
     entry.update({k: penalty[k] for k in ('num_labeled', 'seeds', 'settings') if k in penalty})
     summary[strategy][key] = entry
 
@@ -321,12 +324,21 @@ def _penalty_text(penalty: dict, over_settings: bool) -> str:
   if 'n/a' in penalty:
     return title + penalty_table(penalty)
   sizes = penalty['num_labeled']
-  about = (f"Row i, column j: the fraction of the {len(sizes)} labeled-set sizes "
-           f"({', '.join(f'{n:,}' for n in sizes)}) at which i beat j by a "
-           f"{significance.PENALTY_TEST} ({len(penalty['seeds'])} seeds, "
-           f"α = {significance.ALPHA}); Ash et al. (2020), Sec. 5. "
-           'Wins: the row sum; penalty: the column mean over all rows, the average penalty a '
-           'strategy receives (lower is better).\n\n')
+  counts = {c for i, row in enumerate(penalty['pair_sizes']) for j, c in enumerate(row) if i != j}
+  listed = ', '.join(f'{n:,}' for n in sizes)
+  test = (f"{significance.PENALTY_TEST} ({len(penalty['seeds'])} seeds, "
+          f"α = {significance.ALPHA})")
+  if counts == {len(sizes)}:
+    about = (f'Row i, column j: the fraction of the {len(sizes)} labeled-set sizes ({listed}) '
+             f'at which i beat j by a {test}; Ash et al. (2020), Sec. 5.')
+  else:
+    about = (f'Row i, column j: the fraction of the labeled-set sizes ({listed}) at which i beat '
+             f'j by a {test}, out of the sizes at which the two differ on some seed; Ash et al. '
+             '(2020), Sec. 5. A pair whose results are the same on every seed at a size (round '
+             "0's shared initial pool, unless one of the two trains another task model) leaves "
+             'that size out of its fraction (`sizes_compared` in summary.json).')
+  about += (' Wins: the row sum; penalty: the column mean over all rows, the average penalty a '
+            'strategy receives (lower is better).\n\n')
   return title + about + penalty_table(penalty)
 
 

@@ -144,17 +144,20 @@ def penalty_matrix(records: dict[str, dict[int, list[dict]]],
   (i, j), a two-sided paired t-test over the seeds (`paired_t_test`; paired
   because a seed's strategies share its initial pool) on the headline test
   metric; when p < `ALPHA`, the better of the two, say i, scores
-  ``P[i, j] += 1 / L``. ``P[i, j]`` is thus the fraction of the labeled-set
-  sizes at which i beat j: one setting adds at most 1 to an entry.
+  ``P[i, j] += 1 / L_ij``. ``P[i, j]`` is thus the fraction of the
+  labeled-set sizes at which i beat j: one setting adds at most 1 to an entry.
 
-  The L labeled-set sizes: the rounds every strategy finished on the common
-  seeds, except those at which every strategy's result is the same on every
-  seed, bit for bit. In jal that is round 0, the shared initial pool, where
-  no strategy has queried yet (with ``--initial_pools`` arms it differs, and
-  counts). Ash et al.'s code and Lüth et al.'s count every checkpoint,
+  The ``L_ij`` labeled-set sizes of a pair: the rounds every strategy
+  finished on the common seeds, except those at which the two strategies'
+  results are the same on every seed, bit for bit. In jal that is round 0,
+  the shared initial pool, where no strategy has queried yet, unless one of
+  the two trains another task model (BatchBALD's and BALD's MC-dropout
+  model, an ensemble) or has another initial pool (``--initial_pools``
+  arms): then round 0 compares the two task models, and counts for that
+  pair only. Ash et al.'s code and Lüth et al.'s count every checkpoint,
   their initial one included, where their independent runs differed by
-  noise only; counting jal's identical round 0 would cap every entry at
-  (R - 1) / R. Sizes at which the strategies merely do not differ
+  noise only; counting jal's identical round 0 would cap an entry at
+  (R - 1) / R. Sizes at which two strategies merely do not differ
   significantly count, as in both. Lüth et al. (2023) count every size up
   to the budget; Ash et al. (2020) stop where random reaches 99% of its
   final accuracy, to leave out the saturated end of the curves:
@@ -169,8 +172,9 @@ def penalty_matrix(records: dict[str, dict[int, list[dict]]],
       strategies), or None: every size (Lüth et al.).
 
   Returns:
-    ``strategies``, ``seeds``, ``num_labeled`` (the L sizes compared),
-    ``matrix`` (``P`` as nested lists, row i beats column j), ``column_mean``
+    ``strategies``, ``seeds``, ``num_labeled`` (the sizes compared, for at
+    least one pair), ``pair_sizes`` (``L_ij`` as nested lists, the diagonal
+    0), ``matrix`` (``P`` as nested lists, row i beats column j), ``column_mean``
     (the average penalty each strategy receives, Ash et al.'s bottom row:
     the column sum over all S rows, the zero diagonal included; Lüth et al.
     divide by S - 1), ``row_sum`` (its wins); or ``{'n/a': why}`` with fewer
@@ -189,10 +193,12 @@ def penalty_matrix(records: dict[str, dict[int, list[dict]]],
   if len(seeds) < 2:
     return {'n/a': f'a paired test over seeds needs at least 2 seeds run by every strategy; '
                    f'there {"is" if len(seeds) == 1 else "are"} {len(seeds)}'}
-  keep = ~np.all(metric == metric[:1], axis=(0, 1))
+  # differ[i, j, r]: strategies i and j differ at round r on some seed.
+  differ = np.any(metric[:, None] != metric[None, :], axis=2)
   if saturation is not None:
-    keep &= _before_saturation(metric[strategies.index(RANDOM)].mean(axis=0), saturation)
-  sizes = np.flatnonzero(keep)
+    differ &= _before_saturation(metric[strategies.index(RANDOM)].mean(axis=0), saturation)
+  pair_sizes = differ.sum(axis=2)
+  sizes = np.flatnonzero(differ.any(axis=(0, 1)))
   if not sizes.size:
     return {'n/a': 'no labeled-set size to compare: the strategies have not queried yet '
                    '(or all of them saturated)'}
@@ -200,11 +206,13 @@ def penalty_matrix(records: dict[str, dict[int, list[dict]]],
   for r in sizes:
     for i in range(len(strategies)):
       for j in range(i + 1, len(strategies)):
+        if not differ[i, j, r]:
+          continue
         t, p = paired_t_test(metric[i, :, r], metric[j, :, r])
         if p < ALPHA:  # False for nan
-          matrix[(i, j) if t > 0 else (j, i)] += 1 / sizes.size
+          matrix[(i, j) if t > 0 else (j, i)] += 1 / pair_sizes[i, j]
   return {'strategies': strategies, 'seeds': seeds, 'num_labeled': labels[sizes].tolist(),
-          **_penalty_scores(matrix)}
+          'pair_sizes': pair_sizes.tolist(), **_penalty_scores(matrix)}
 
 
 def _penalty_scores(matrix: np.ndarray) -> dict:

@@ -47,15 +47,16 @@ def _t_and_p(d: np.ndarray, one_sided: bool = False) -> tuple[float, float]:
 
 
 def _reference_penalty(curves: dict[str, np.ndarray], rounds: list[int]) -> np.ndarray:
+  """Ash et al.'s P[i, j] over ``rounds``: the fraction of the rounds at which i beat j,
+  among those at which the two differ on some seed."""
   names = list(curves)
   out = np.zeros((len(names), len(names)))
-  for r in rounds:
-    for i, a in enumerate(names):
-      for j, b in enumerate(names):
-        d = curves[a][:, r] - curves[b][:, r]
-        if i != j and np.any(d != 0):
-          t, p = _t_and_p(d)
-          out[i, j] += (p < 0.05 and t > 0) / len(rounds)
+  for i, a in enumerate(names):
+    for j, b in enumerate(names):
+      differ = [r for r in rounds if np.any(curves[a][:, r] != curves[b][:, r])]
+      for r in differ:
+        t, p = _t_and_p(curves[a][:, r] - curves[b][:, r])
+        out[i, j] += (p < 0.05 and t > 0) / len(differ)
   return out
 
 
@@ -85,15 +86,18 @@ def test_penalty_matrix_against_the_definition():
 
 
 def test_rounds_that_differ_count_even_when_no_test_is_significant():
-  """Round 0 counts when the arms start from different pools (e.g. --initial_pools)."""
+  """Round 0 counts for the pairs whose round 0 differs (another initial pool, with
+  --initial_pools, or another task model, BatchBALD's), and only for them."""
   shifted = C.copy()
   shifted[:, 0] += np.array([0.01, -0.02, 0.005])
   curves = {'a': A, 'b': B, 'c': shifted}
   penalty = significance.penalty_matrix(_records(curves))
   assert penalty['num_labeled'] == LABELS
+  assert penalty['pair_sizes'] == [[0, 2, 3], [2, 0, 3], [3, 3, 0]]
   np.testing.assert_allclose(penalty['matrix'], _reference_penalty(curves, [0, 1, 2]),
                              atol=1e-12)
-  assert np.array(penalty['matrix'])[1, 0] == pytest.approx(1 / 3)
+  # b beat a at 1 of the 2 sizes where they differ (not 1 of 3); a beat c at 1 of 3.
+  np.testing.assert_allclose(penalty['matrix'], [[0, 0, 1 / 3], [0.5, 0, 0], [0, 0, 0]])
 
 
 def test_equal_nonzero_differences_are_significant_and_zero_differences_are_not():

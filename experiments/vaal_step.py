@@ -114,12 +114,21 @@ from jal.objectives import Batch, adversarial
 from jal.pool import Pool
 from jal.task import make_task
 
-try:
-  import torch
-except ImportError as e:  # pragma: no cover
-  raise SystemExit(f'vaal_step: the PyTorch side needs torch ({e}); pip install -e ".[bench]"')
+# PyTorch and its transcription, imported by `_import_torch` only when the PyTorch side runs
+# (--torch=false times jal alone, without torch installed).
+torch = None
+torch_vaal = None
 
-from torch_reference import vaal as torch_vaal  # pylint: disable=g-import-not-at-top
+
+def _import_torch() -> None:
+  """Imports torch and `torch_reference.vaal` into this module, or exits with one line."""
+  global torch, torch_vaal
+  try:
+    import torch  # pylint: disable=g-import-not-at-top,redefined-outer-name
+  except ImportError as e:  # pragma: no cover
+    raise SystemExit(f'vaal_step: the PyTorch side needs torch ({e}); pip install -e ".[bench]" '
+                     'or pass --torch=false') from None
+  from torch_reference import vaal as torch_vaal  # pylint: disable=g-import-not-at-top
 
 PRESETS = {
     # 2 CPU cores: each side's fit takes 2-8 s; the whole run about 1.5 minutes.
@@ -313,7 +322,9 @@ def main(argv):
   s = _settings()
   config = _config(s)
   dataset = _bench.synthetic_dataset(s.num_labeled + s.num_unlabeled)
-  torch.set_float32_matmul_precision('high')  # TF32 on a GPU, as XLA's default there
+  if _TORCH.value:
+    _import_torch()
+    torch.set_float32_matmul_precision('high')  # TF32 on a GPU, as XLA's default there
 
   sides: list[Any] = [JalSide(s, config, dataset)]
   if _TORCH.value:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import tiny_config
-from jal import initial_pools, rng, train
+from jal import checkpoint, experiment, initial_pools, rng, train
 from jal.models import ClassifierHead, LossPredictionHead, MultiHeadNet, RotationHead, get_backbone
 from jal.pool import Pool
 from jal.strategies import base
@@ -145,6 +145,21 @@ class TableTask:
   def predict(self, images, indices, fn, on_device=False):
     out = fn({name: jnp.asarray(table[indices]) for name, table in self.outputs.items()})
     return out if on_device else jax.tree.map(np.asarray, out)
+
+
+def one_query_without_transfers(strategy: str, workdir: str) -> list[dict]:
+  """Two rounds of `tiny_config(strategy)` through `jal.experiment.run` under
+  ``jax.transfer_guard('disallow')`` (every host-device transfer explicit), checking that the
+  query labeled 20 distinct examples outside the initial pool. Returns the records."""
+  with jax.transfer_guard('disallow'):
+    records = experiment.run(tiny_config(strategy), workdir)
+  assert [r['query_size'] for r in records] == [20, 0]
+  assert [r['num_labeled'] for r in records] == [30, 50]
+  labeled = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints')).latest().pool.labeled
+  initial, query = labeled[:30], labeled[30:]
+  assert query.size == 20 and np.unique(query).size == 20
+  assert not np.isin(query, initial).any()
+  return records
 
 
 def table_context(config, data, task, candidates, labeled, num_train, round_=0, mesh=None):

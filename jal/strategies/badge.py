@@ -23,7 +23,6 @@ or ``'uniform'`` (k-means++ as Arthur & Vassilvitskii 2007 seed it).
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -31,10 +30,10 @@ import ml_collections
 import numpy as np
 
 from jal import sharding
-from jal.acquisition import badge, coreset
+from jal.acquisition import badge
 from jal.errors import JalError
 from jal.models import ClassifierHead
-from jal.strategies import base
+from jal.strategies import _features, base
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -79,13 +78,8 @@ class Strategy(base.Strategy):
     if k == 0:
       return np.zeros(0, np.int64)
     n = ctx.candidates.size
-    probs, feats = ctx.task.predict(ctx.images, ctx.candidates, probabilities_and_features,
-                                    on_device=True)
-    if isinstance(probs, np.ndarray):  # several processes: gathered to the host
-      replicated = sharding.replicated(ctx.mesh)
-      probs, feats = jax.device_put((probs, feats), replicated)
-    size = coreset.bucket_size(max(n, probs.shape[0]))
-    probs, feats = _pad_rows(probs, size), _pad_rows(feats, size)
+    # On the device, rows padded to a size bucket (the seeding compiles a few times a run).
+    probs, feats = _features.device_pass(ctx, ctx.candidates, probabilities_and_features)
     count = jax.device_put(np.int32(n), sharding.replicated(ctx.mesh))
     if not bool(_all_finite(probs, feats, count)):
       raise JalError('badge: a softmax probability or penultimate feature of the task model is NaN '
@@ -108,10 +102,3 @@ def _all_finite(probs, feats, n):
 def _norms_at(probs, feats, picks):
   """float32 ``[k]``: ``|g_x|`` of the picked rows."""
   return jnp.sqrt(badge.sq_norms(badge.gradient_factors(probs[picks]), feats[picks]))
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _pad_rows(x: jax.Array, size: int) -> jax.Array:
-  """float32 ``[size, D]``: ``x`` then zero rows (inside jit: no host constant crosses)."""
-  x = x.astype(jnp.float32)
-  return jnp.pad(x, ((0, size - x.shape[0]), (0, 0))) if size > x.shape[0] else x

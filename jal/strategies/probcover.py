@@ -144,7 +144,7 @@ class Strategy(_self_supervised.Strategy):
 
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
-    check_settings(self.settings, 'config.strategy.probcover')
+    check_settings(self.settings, self.section)
 
   def features_trained(self) -> None:
     """δ, chosen once from the features (the purity rule, or the setting)."""

@@ -131,7 +131,7 @@ class Strategy(_self_supervised.Strategy):
 
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
-    check_settings(self.settings, 'config.strategy.typiclust')
+    check_settings(self.settings, self.section)
 
   def query(self, ctx: base.RoundContext, budget: int) -> np.ndarray:
     """The TypiClust picks among the candidates.

@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import types
 
-import jax
 import numpy as np
 import pytest
 
 from conftest import build_strategy, tiny_config
-from helpers import TableTask, softmax, table_context
-from jal import checkpoint, experiment, sharding
+from helpers import TableTask, one_query_without_transfers, softmax, table_context
+from jal import sharding
 from jal.acquisition import badge as badge_lib
 from jal.errors import JalError
 from jal.models import CosineClassifier, MultiHeadNet
@@ -85,11 +84,4 @@ def test_refuses_a_non_linear_head_and_segmentation():
 
 def test_one_round_through_the_experiment_loop(tmp_path):
   """Outputs go to the device explicitly: no implicit transfer in the round."""
-  with jax.transfer_guard('disallow'):
-    records = experiment.run(tiny_config('badge'), str(tmp_path / 'run'))
-  assert [r['query_size'] for r in records] == [20, 0]
-  assert [r['num_labeled'] for r in records] == [30, 50]
-  labeled = checkpoint.Checkpointer(str(tmp_path / 'run' / 'checkpoints')).latest().pool.labeled
-  initial, query = labeled[:30], labeled[30:]
-  assert query.size == 20 and np.unique(query).size == 20
-  assert not np.isin(query, initial).any()
+  one_query_without_transfers('badge', str(tmp_path / 'run'))

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import numpy as np
 import pytest
 
 from conftest import build_strategy, tiny_config
-from helpers import MIN_RELATIVE_GAP, TableTask, reference_k_center_greedy, table_context
-from jal import checkpoint, experiment, sharding
+from helpers import (MIN_RELATIVE_GAP, TableTask, one_query_without_transfers,
+                     reference_k_center_greedy, table_context)
+from jal import sharding
 from jal.errors import JalError
 from jal.pool import Pool
 from jal.acquisition import coreset
@@ -52,12 +52,4 @@ def test_strategy_queries_the_reference_picks_among_candidates():
 
 def test_one_round_through_the_experiment_loop(tmp_path):
   """Features go to the device explicitly: no implicit transfer in the round."""
-  with jax.transfer_guard('disallow'):
-    records = experiment.run(tiny_config('coreset'), str(tmp_path / 'run'))
-  assert len(records) == 2
-  assert [r['query_size'] for r in records] == [20, 0]
-  assert [r['num_labeled'] for r in records] == [30, 50]
-  labeled = checkpoint.Checkpointer(str(tmp_path / 'run' / 'checkpoints')).latest().pool.labeled
-  initial, query = labeled[:30], labeled[30:]
-  assert query.size == 20 and np.unique(query).size == 20
-  assert not np.isin(query, initial).any()
+  one_query_without_transfers('coreset', str(tmp_path / 'run'))
